@@ -1,0 +1,3 @@
+from animegan_cli.cli import main
+
+main()

@@ -1,0 +1,240 @@
+"""Checkpoints: safetensors files with the model config and training state in the metadata.
+
+Every checkpoint a user hands us may come from a stranger, so nothing is unpickled and nothing
+is allocated on the word of the file: the header is parsed and checked (bounded length, JSON
+shape, dtypes, offsets inside the file, no overlaps), the model config is validated, and the
+tensor names, shapes and dtypes are compared with a model built on the `meta` device before a
+single tensor is read.
+
+Two kinds of file share the format:
+- ``full``: G, D, G_ema, both optimizers, RNG states, fixed noise, config: exact resume.
+- ``generator``: the sampling generator's weights only (EMA when trained with it), for sharing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from animegan_cli import __version__
+from animegan_cli.atomic import atomic_path
+from animegan_cli.errors import UserError
+from animegan_cli.models import Discriminator, Generator, ModelConfig
+
+FORMAT = "animegan-checkpoint"
+FORMAT_VERSION = "1"
+KINDS = ("full", "generator")
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+DTYPES: dict[str, tuple[torch.dtype, int]] = {
+    "F64": (torch.float64, 8), "F32": (torch.float32, 4), "F16": (torch.float16, 2),
+    "BF16": (torch.bfloat16, 2), "I64": (torch.int64, 8), "I32": (torch.int32, 4),
+    "I16": (torch.int16, 2), "I8": (torch.int8, 1), "U8": (torch.uint8, 1),
+    "BOOL": (torch.bool, 1),
+}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint whose header and config passed validation; tensors are read on demand."""
+
+    path: Path
+    kind: str
+    model: ModelConfig
+    meta: dict[str, str]
+    tensors: dict[str, TensorInfo]
+
+    def json(self, key: str, default: Any = None) -> Any:
+        """A metadata value that was stored as JSON, parsed; bad JSON is a UserError."""
+        if key not in self.meta:
+            return default
+        try:
+            return json.loads(self.meta[key])
+        except (ValueError, RecursionError):
+            raise _bad(self.path, f"metadata field {key!r} is not valid JSON") from None
+
+    def has(self, prefix: str) -> bool:
+        return any(name.startswith(prefix + "/") for name in self.tensors)
+
+    def read(self, names: list[str], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        with safe_open(str(self.path), framework="pt", device=str(device)) as f:
+            return {name: f.get_tensor(name) for name in names}
+
+    def load_module(self, prefix: str, module: nn.Module) -> None:
+        """Load `prefix/...` tensors into `module`, insisting on exactly its names, shapes, dtypes."""
+        expected = module.state_dict()
+        found = {n[len(prefix) + 1:]: info for n, info in self.tensors.items()
+                 if n.startswith(prefix + "/")}
+        missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+        if missing or extra:
+            what = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
+            raise _bad(self.path, f"tensors of {prefix} do not match the architecture ({what})")
+        for name, tensor in expected.items():
+            info = found[name]
+            if info.shape != tuple(tensor.shape) or info.dtype != tensor.dtype:
+                raise _bad(self.path, f"{prefix}/{name} is {_describe(info)}, the architecture "
+                                      f"needs {_describe(TensorInfo(tensor.dtype, tuple(tensor.shape)))}")
+        values = self.read([f"{prefix}/{n}" for n in expected])
+        module.load_state_dict({n: values[f"{prefix}/{n}"] for n in expected})
+
+    def check_tensor(self, name: str, dtype: torch.dtype, shape: tuple[int, ...]) -> None:
+        info = self.tensors.get(name)
+        if info is None:
+            raise _bad(self.path, f"tensor {name!r} is missing")
+        if info.dtype != dtype or info.shape != shape:
+            raise _bad(self.path, f"tensor {name!r} is {_describe(info)}, expected "
+                                  f"{_describe(TensorInfo(dtype, shape))}")
+
+
+def save(path: str | os.PathLike[str], kind: str, model: ModelConfig,
+         tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write atomically: the previous file at `path` survives any crash during the write."""
+    metadata = {key: value if isinstance(value, str) else json.dumps(value)
+                for key, value in meta.items()}
+    metadata.update(format=FORMAT, format_version=FORMAT_VERSION, kind=kind,
+                    model=model.to_json(), tool_version=__version__)
+    metadata.setdefault("created", _now())
+    cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(cpu, str(tmp), metadata=metadata)
+
+
+def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Validate everything but the tensor bytes; every failure is a one-line UserError."""
+    path = Path(path)
+    header, meta = _read_header(path)
+    if meta.get("format") != FORMAT:
+        raise _bad(path, "it is a safetensors file but not an animegan checkpoint")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise _bad(path, f"checkpoint format version {meta.get('format_version')!r} is not "
+                         f"supported by animegan {__version__} (reads version {FORMAT_VERSION})")
+    kind = meta.get("kind")
+    if kind not in KINDS:
+        raise _bad(path, f"unknown checkpoint kind {kind!r}")
+    try:
+        model = ModelConfig.from_json(meta.get("model", ""))
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise _bad(path, f"its model config is invalid ({exc})") from None
+    return Checkpoint(path, kind, model, meta, header)
+
+
+def generator_prefix(ckpt: Checkpoint) -> str:
+    """The weights to sample with: the EMA generator when the file has one."""
+    for prefix in ("G_ema", "G"):
+        if ckpt.has(prefix):
+            return prefix
+    raise _bad(ckpt.path, "it contains no generator weights")
+
+
+def load_generator_module(ckpt: Checkpoint, device: str | torch.device = "cpu") -> Generator:
+    with torch.device("meta"):
+        g = Generator(ckpt.model)
+    g = g.to_empty(device="cpu")
+    ckpt.load_module(generator_prefix(ckpt), g)
+    return g.to(device).eval()
+
+
+def load_discriminator_module(ckpt: Checkpoint, device: str | torch.device = "cpu"
+                              ) -> Discriminator | None:
+    if not ckpt.has("D"):
+        return None
+    with torch.device("meta"):
+        d = Discriminator(ckpt.model)
+    d = d.to_empty(device="cpu")
+    ckpt.load_module("D", d)
+    return d.to(device).eval()
+
+
+def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise UserError(f"cannot open checkpoint {path}: {exc.strerror or exc}; "
+                        "check the path") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _bad(path, "it is not a regular file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+                raise _bad(path, "it looks like a PyTorch pickle/zip file, which animegan never "
+                                 "loads because unpickling can run code; convert it to safetensors")
+            if len(head) < 8:
+                raise _bad(path, "it is too short to be a safetensors file")
+            (n,) = struct.unpack("<Q", head)
+            if n > MAX_HEADER_BYTES or n + 8 > st.st_size:
+                raise _bad(path, f"its header claims {n} bytes, more than the file or any "
+                                 "checkpoint holds (truncated or not safetensors)")
+            raw = f.read(n)
+    except OSError as exc:
+        raise UserError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise _bad(path, "its header is not valid JSON (truncated or not safetensors)") from None
+    if not isinstance(header, dict):
+        raise _bad(path, "its header is not a JSON object")
+    meta = header.pop("__metadata__", {})
+    if not isinstance(meta, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise _bad(path, "its metadata is not a map of strings")
+    data_len = st.st_size - 8 - n
+    tensors: dict[str, TensorInfo] = {}
+    spans: list[tuple[int, int]] = []
+    for name, entry in header.items():
+        info, span = _check_entry(path, name, entry, data_len)
+        tensors[name] = info
+        spans.append(span)
+    spans.sort()
+    for (_, end), (begin, _) in zip(spans, spans[1:]):
+        if begin < end:
+            raise _bad(path, "tensor data regions overlap")
+    return tensors, meta
+
+
+def _check_entry(path: Path, name: str, entry: Any, data_len: int
+                 ) -> tuple[TensorInfo, tuple[int, int]]:
+    if not isinstance(entry, dict) or entry.get("dtype") not in DTYPES:
+        raise _bad(path, f"tensor {name[:60]!r} has no supported dtype")
+    shape, offsets = entry.get("shape"), entry.get("data_offsets")
+    if (not isinstance(shape, list) or len(shape) > 8
+            or not all(type(s) is int and 0 <= s < 2**40 for s in shape)):
+        raise _bad(path, f"tensor {name[:60]!r} has an invalid shape")
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(type(o) is int for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1] <= data_len):
+        raise _bad(path, f"tensor {name[:60]!r} points outside the file (truncated?)")
+    dtype, itemsize = DTYPES[entry["dtype"]]
+    if math.prod(shape) * itemsize != offsets[1] - offsets[0]:
+        raise _bad(path, f"tensor {name[:60]!r} size does not match its shape")
+    return TensorInfo(dtype, tuple(shape)), (offsets[0], offsets[1])
+
+
+def _describe(info: TensorInfo) -> str:
+    return f"{str(info.dtype).removeprefix('torch.')}{list(info.shape)}"
+
+
+def _bad(path: Path, why: str) -> UserError:
+    return UserError(f"{path} is not a usable animegan checkpoint: {why}; pass a .safetensors "
+                     "file written by `animegan train`")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

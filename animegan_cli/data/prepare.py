@@ -1,0 +1,164 @@
+"""`animegan prepare`: any folder of images -> a packed dataset, with a report of every skip.
+
+Scanning and decoding live in scan.py and decode.py; this module runs them in parallel, streams
+the results into a DatasetWriter in sorted-path order (so two runs are byte-identical) and
+writes the manifest. It imports no torch: preparing data should not pay for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from animegan_cli import __version__
+from animegan_cli.data.decode import REASONS, DecodeOptions, decode_file, pixel_hash
+from animegan_cli.data.packed import DatasetWriter, is_dataset, read_manifest
+from animegan_cli.data.scan import Candidate, scan
+from animegan_cli.errors import UserError
+from animegan_cli.images import make_grid
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    decode: DecodeOptions = field(default_factory=DecodeOptions)
+    dedupe: bool = False
+    limit: int | None = None
+    workers: int = 0  # 0: all cores
+    preview: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options that decide the output bytes (workers do not)."""
+        return {**asdict(self.decode), "dedupe": self.dedupe, "limit": self.limit}
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    out: Path
+    kept: int
+    skipped: Counter[str]
+    up_to_date: bool
+    seconds: float
+
+
+def source_signature(candidates: list[Candidate], options: PrepareOptions) -> str:
+    """What the output depends on, from stat calls alone: a re-run can skip decoding entirely."""
+    h = hashlib.sha256(json.dumps(options.as_dict(), sort_keys=True).encode())
+    for c in candidates:
+        h.update(f"{c.rel}\0{c.size}\0{c.mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def prepare(src: str | os.PathLike[str], out: str | os.PathLike[str],
+            options: PrepareOptions, progress: Progress | None = None) -> PrepareResult:
+    start = time.perf_counter()
+    src, out = Path(src), Path(out)
+    if not src.is_dir():
+        raise UserError(f"source folder {src} does not exist or is not a folder; "
+                        "pass a folder of images")
+    if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
+        raise UserError(f"the output {out} is inside the source folder {src}; "
+                        "put it elsewhere so it is not scanned as input")
+    candidates, skips = scan(src)
+    signature = source_signature(candidates, options)
+    if is_dataset(out):
+        # A damaged old dataset is simply rebuilt, not reported.
+        with contextlib.suppress(UserError, KeyError, TypeError, AttributeError):
+            old = read_manifest(out)
+            if old.get("source", {}).get("signature") == signature:
+                counts = Counter(old.get("counts", {}).get("skipped", {}))
+                return PrepareResult(out, old["count"], counts, True,
+                                     time.perf_counter() - start)
+
+    skipped: list[dict[str, str]] = [
+        {"path": s.rel, "reason": s.reason, "detail": s.detail} for s in skips]
+    kept: list[dict[str, str]] = []
+    seen: dict[str, str] = {}
+    writer = DatasetWriter(out, options.decode.size)
+    try:
+        done = 0
+        for cand, (array, reason, detail) in _decode_all(candidates, options):
+            done += 1
+            if progress:
+                progress(done, len(candidates))
+            if array is None:
+                skipped.append({"path": cand.rel, "reason": reason or "corrupt", "detail": detail})
+                continue
+            digest = pixel_hash(array)
+            if options.dedupe and digest in seen:
+                skipped.append({"path": cand.rel, "reason": "duplicate",
+                                "detail": f"same pixels as {seen[digest]}"})
+                continue
+            seen.setdefault(digest, cand.rel)
+            if options.limit is not None and len(kept) >= options.limit:
+                break
+            writer.append(array)
+            kept.append({"path": cand.rel, "hash": digest})
+        if not kept:
+            raise UserError(f"no usable images found in {src} ({len(skipped)} files skipped); "
+                            "point prepare at a folder of JPEG, PNG, WebP, BMP, GIF or TIFF files")
+        counts = Counter(s["reason"] for s in skipped)
+        manifest = {
+            "tool_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "options": options.as_dict(),
+            "source": {"root": str(src.resolve()), "signature": signature},
+            "counts": {"scanned": len(candidates) + len(skips), "kept": len(kept),
+                       "skipped": dict(sorted(counts.items()))},
+            "reasons": {k: REASONS[k] for k in sorted(counts) if k in REASONS},
+            "images": kept,
+            "skipped": sorted(skipped, key=lambda s: s["path"]),
+        }
+        preview = _preview_png(writer.previews) if options.preview else None
+        writer.commit(manifest, preview)
+    except BaseException:
+        writer.abort()
+        raise
+    return PrepareResult(out, len(kept), counts, False, time.perf_counter() - start)
+
+
+def _decode_all(candidates: list[Candidate], options: PrepareOptions
+                ) -> Iterator[tuple[Candidate, tuple[np.ndarray | None, str | None, str]]]:
+    """Decode in sorted order; in worker processes when more than one core is asked for."""
+    workers = options.workers or os.cpu_count() or 1
+    workers = min(workers, max(1, len(candidates) // 16))  # tiny folders: pool start-up dominates
+    paths = [c.path for c in candidates]
+    if workers <= 1:
+        for cand, path in zip(candidates, paths):
+            yield cand, decode_file(path, options.decode)
+        return
+    # forkserver: workers start clean even when the parent has imported torch (train on a
+    # raw folder); fork after torch's threads started can deadlock.
+    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    ctx = multiprocessing.get_context(method)
+    chunk = max(1, min(64, len(paths) // (workers * 8)))
+    with ctx.Pool(workers) as pool:
+        results = pool.imap(_decode_job, ((p, options.decode) for p in paths), chunksize=chunk)
+        yield from zip(candidates, results)
+
+
+def _decode_job(job: tuple[str, DecodeOptions]) -> tuple[np.ndarray | None, str | None, str]:
+    return decode_file(*job)
+
+
+def _preview_png(previews: list[np.ndarray]) -> bytes | None:
+    if not previews:
+        return None
+    buf = io.BytesIO()
+    Image.fromarray(make_grid(np.stack(previews), nrow=8)).save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,118 @@
+"""Animations: a run's epoch grids as a GIF (or MP4), labelled with their epoch."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from animegan_cli.atomic import atomic_path
+from animegan_cli.errors import UserError
+
+FRAME_PATTERN = re.compile(r"(\d+)")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+def find_frames(source: Path) -> list[tuple[int, Path]]:
+    """Epoch grids in numeric order (epoch_10 after epoch_9), from a run or a plain folder."""
+    if not source.exists():
+        raise UserError(f"{source} does not exist; pass a run folder (with samples/) or a folder "
+                        "of frames")
+    folder = source / "samples" if (source / "samples").is_dir() else source
+    if not folder.is_dir():
+        raise UserError(f"{source} is not a folder; pass a run folder or a folder of frames")
+    frames = []
+    for path in folder.iterdir():
+        match = FRAME_PATTERN.findall(path.stem)
+        if path.suffix.lower() in IMAGE_SUFFIXES and match and not path.name.startswith("."):
+            frames.append((int(match[-1]), path))
+    if not frames:
+        raise UserError(f"no frames in {folder}: expected images named like epoch_0001.png; "
+                        "train first with `animegan train`")
+    return sorted(frames)
+
+
+def thin(frames: list[tuple[int, Path]], max_frames: int | None) -> list[tuple[int, Path]]:
+    """Evenly keep at most max_frames, always the first and the last."""
+    if not max_frames or len(frames) <= max_frames:
+        return frames
+    if max_frames < 2:
+        return frames[-1:]
+    picks = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
+    return [frames[i] for i in sorted(set(picks.tolist()))]
+
+
+def label_frame(image: Image.Image, text: str) -> Image.Image:
+    """Add a strip on top with the label, so the grid itself is not covered."""
+    height = max(14, image.height // 24)
+    font = _font(height - 4)
+    canvas = Image.new("RGB", (image.width, image.height + height), (0, 0, 0))
+    canvas.paste(image, (0, height))
+    ImageDraw.Draw(canvas).text((4, 1), text, fill=(255, 255, 255), font=font)
+    return canvas
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one bitmap size only
+        return ImageFont.load_default()
+
+
+def write_animation(frames: list[np.ndarray], out: Path, fps: float, loop: int) -> None:
+    """GIF through Pillow, MP4 through imageio's ffmpeg plugin (the optional 'video' extra)."""
+    suffix = out.suffix.lower()
+    if suffix == ".mp4":
+        try:
+            import imageio.v3 as iio
+            import imageio_ffmpeg  # noqa: F401  (present only with the 'video' extra)
+        except ImportError:
+            raise UserError("MP4 output needs ffmpeg: pip install 'animegan-cli[video]', or "
+                            "write a .gif") from None
+        even = [f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2] for f in frames]  # yuv420p
+        with atomic_path(out) as tmp:
+            iio.imwrite(tmp, np.stack(even), extension=".mp4", fps=fps, codec="libx264")
+        return
+    if suffix != ".gif":
+        raise UserError(f"cannot write {out.name}: the output must end in .gif or .mp4")
+    import imageio.v3 as iio
+
+    with atomic_path(out) as tmp:
+        iio.imwrite(tmp, np.stack(frames), extension=".gif", plugin="pillow",
+                    duration=1000 / fps, loop=loop)
+
+
+def make_gif(source: Path, out: Path | None = None, fps: float = 2.0, loop: int = 0,
+             label: bool = True, max_frames: int | None = None, size: int | None = None,
+             hold_last: int = 0) -> tuple[Path, int]:
+    """The training progress of a run as an animation; returns (path, frame count)."""
+    if fps <= 0 or fps > 100:
+        raise UserError("--fps must be above 0 and at most 100")
+    if loop < 0 or hold_last < 0:
+        raise UserError("--loop and --hold-last must be 0 or more")
+    frames = thin(find_frames(source), max_frames)
+    out = out or (source if source.is_dir() else source.parent) / "result.gif"
+    images: list[np.ndarray] = []
+    first_size: tuple[int, int] | None = None
+    for number, path in frames:
+        try:
+            with Image.open(path) as im:
+                image = im.convert("RGB")
+        except OSError as exc:
+            raise UserError(f"cannot read frame {path} ({exc}); remove it or re-run training") \
+                from None
+        first_size = first_size or image.size
+        if image.size != first_size:
+            image = image.resize(first_size, Image.Resampling.LANCZOS)
+        if size and max(image.size) > size:
+            scale = size / max(image.size)
+            image = image.resize((max(1, round(image.width * scale)),
+                                  max(1, round(image.height * scale))), Image.Resampling.LANCZOS)
+        if label:
+            image = label_frame(image, f"epoch {number}")
+        images.append(np.asarray(image))
+    images += [images[-1]] * hold_last
+    write_animation(images, out, fps, loop)
+    return out, len(images)

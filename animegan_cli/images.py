@@ -1,0 +1,38 @@
+"""Image grids and PNG output shared by prepare's preview, training samples and `sample`.
+
+Works on uint8 NHWC numpy arrays so that torch-free code (prepare) can use it too.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+from PIL import Image
+
+from animegan_cli.atomic import atomic_path
+
+
+def make_grid(images: np.ndarray, nrow: int = 8, padding: int = 2, fill: int = 0) -> np.ndarray:
+    """Tile uint8 images (N, H, W, 3) into one (rows, nrow) grid with `padding` pixel gaps."""
+    n, h, w, c = images.shape
+    nrow = max(1, min(nrow, n))
+    rows = math.ceil(n / nrow)
+    grid = np.full((rows * (h + padding) + padding, nrow * (w + padding) + padding, c), fill,
+                   dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        y, x = padding + r * (h + padding), padding + col * (w + padding)
+        grid[y:y + h, x:x + w] = images[i]
+    return grid
+
+
+def save_image(array: np.ndarray, path: str | os.PathLike[str], fmt: str | None = None) -> None:
+    """Save an HxWx3 uint8 array atomically; the format follows the suffix unless given."""
+    image = Image.fromarray(array, "RGB")
+    with atomic_path(path) as tmp:
+        fmt = fmt or Image.registered_extensions().get(os.path.splitext(str(path))[1].lower(),
+                                                       "PNG")
+        options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+        image.save(tmp, format=fmt, **options)

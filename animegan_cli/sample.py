@@ -1,0 +1,147 @@
+"""Sampling from a trained generator: the `animegan sample` command and the Python API.
+
+Every image has its own seed: image i of `sample --seed S` is drawn from the latent of seed
+S + i, so any image can be regenerated alone (`--seeds 17`) and a batch never changes what an
+image looks like (the generator runs in eval mode, so BatchNorm does not mix images).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from animegan_cli import checkpoint
+from animegan_cli.errors import UserError
+from animegan_cli.images import make_grid, save_image
+from animegan_cli.models import ModelConfig
+
+FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
+MAX_GRID_IMAGES = 4096  # a bigger grid is tens of thousands of pixels wide: use --out-dir
+
+
+def resolve_device(name: str) -> torch.device:
+    from animegan_cli.train.engine import select_device
+
+    return select_device(name)
+
+
+def latents(seeds: Sequence[int], nz: int, truncation: float | None = None) -> torch.Tensor:
+    """One latent per seed, independent of the others (CPU generator: same on every device)."""
+    out = torch.empty(len(seeds), nz)
+    gen = torch.Generator()
+    for i, seed in enumerate(seeds):
+        gen.manual_seed(seed)
+        z = torch.randn(nz, generator=gen)
+        if truncation is not None:
+            # Truncated normal by resampling: values beyond +-T are redrawn, not clipped.
+            for _ in range(1000):
+                bad = z.abs() > truncation
+                if not bad.any():
+                    break
+                z[bad] = torch.randn(int(bad.sum()), generator=gen)
+            z.clamp_(-truncation, truncation)
+        out[i] = z
+    return out
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation: stays on the shell where Gaussian latents live."""
+    an, bn = a / a.norm(), b / b.norm()
+    omega = torch.acos((an * bn).sum().clamp(-1, 1))
+    if omega.abs() < 1e-6:
+        return (1 - t) * a + t * b
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+
+
+@dataclass
+class LoadedGenerator:
+    """A generator ready to sample, from either kind of checkpoint. The notebook API."""
+
+    net: torch.nn.Module
+    config: ModelConfig
+    device: torch.device
+    ckpt: checkpoint.Checkpoint
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, batch_size: int = 256) -> Iterator[np.ndarray]:
+        """uint8 NHWC images for latents z, in bounded memory batches."""
+        from animegan_cli.train.engine import to_uint8
+
+        for start in range(0, z.shape[0], batch_size):
+            yield to_uint8(self.net(z[start:start + batch_size].to(self.device)))
+
+    def sample(self, n: int, seed: int = 0, truncation: float | None = None,
+               uint8: bool = True) -> torch.Tensor:
+        """n images (seeds seed..seed+n-1): uint8 NHWC, or float NCHW in [-1, 1]."""
+        z = latents(range(seed, seed + n), self.config.nz, truncation)
+        if uint8:
+            return torch.from_numpy(np.concatenate(list(self.generate(z))))
+        with torch.no_grad():
+            return self.net(z.to(self.device)).float().cpu()
+
+    def interpolate(self, seeds: Sequence[int], steps: int = 16) -> torch.Tensor:
+        """A closed loop through the seeds' latents: uint8 frames (len(seeds)*steps, H, W, 3)."""
+        keys = latents(seeds, self.config.nz)
+        path = [slerp(keys[i], keys[(i + 1) % len(keys)], s / steps)
+                for i in range(len(keys)) for s in range(steps)]
+        return torch.from_numpy(np.concatenate(list(self.generate(torch.stack(path)))))
+
+
+def load_generator(path: str | os.PathLike[str], device: str = "auto") -> LoadedGenerator:
+    ckpt = checkpoint.open_checkpoint(path)
+    dev = resolve_device(device)
+    return LoadedGenerator(checkpoint.load_generator_module(ckpt, dev), ckpt.model, dev, ckpt)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-63', '5,9,17' or '0-3,10': the seeds in the order given."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            first, last = int(lo), int(hi) if hi else int(lo)
+            if last < first or first < 0 or last - first > 1_000_000:
+                raise ValueError
+            seeds.extend(range(first, last + 1))
+    except ValueError:
+        raise UserError(f"--seeds {text!r} is not valid; use a range like 0-63 or a list like "
+                        "5,9,17 (non-negative)") from None
+    return seeds
+
+
+def sample_to_files(gen: LoadedGenerator, seeds: list[int], out: Path | None,
+                    out_dir: Path | None, nrow: int, truncation: float | None, fmt: str,
+                    batch_size: int) -> list[Path]:
+    """Write a grid to `out` and/or one file per image into `out_dir`; return what was written."""
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r} is not one of: {', '.join(FORMATS)}")
+    if truncation is not None and truncation <= 0:
+        raise UserError("--truncation must be positive (e.g. 0.7); omit it for no truncation")
+    if out is not None and len(seeds) > MAX_GRID_IMAGES:
+        raise UserError(f"a grid of {len(seeds)} images is too large; use --out-dir for one file "
+                        f"per image, or -n {MAX_GRID_IMAGES} or less")
+    z = latents(seeds, gen.config.nz, truncation)
+    written: list[Path] = []
+    grid_parts: list[np.ndarray] = []
+    done = 0
+    for images in gen.generate(z, batch_size):
+        if out_dir is not None:
+            for k, image in enumerate(images):
+                path = out_dir / f"seed{seeds[done + k]:06d}.{fmt}"
+                save_image(image, path, FORMATS[fmt])
+                written.append(path)
+        if out is not None:
+            grid_parts.append(images)
+        done += len(images)
+    if out is not None:
+        save_image(make_grid(np.concatenate(grid_parts), nrow=nrow or math.isqrt(len(seeds))),
+                   out)
+        written.append(out)
+    return written

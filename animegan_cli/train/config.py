@@ -1,0 +1,125 @@
+"""Training options: one dataclass, its defaults, and the rules that make a combination valid.
+
+The CLI passes only the options a user actually typed; `resolve` layers them over the defaults
+or, when resuming, over the run's saved config. So `animegan train DATA --out RUN` continues a
+run with the settings it was started with, and any option typed again overrides them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from animegan_cli.errors import UserError
+from animegan_cli.models import ModelConfig
+
+LOSSES = ("bce", "hinge", "lsgan")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+ON_NAN = ("stop", "rollback")
+# Options that define the networks: changing them cannot continue a run.
+MODEL_FIELDS = ("arch", "image_size", "nz", "ngf", "ndf", "spectral_norm")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # networks
+    arch: str = "dcgan"
+    image_size: int = 64
+    nz: int = 100
+    ngf: int | None = None  # None: the architecture's default width
+    ndf: int | None = None
+    spectral_norm: bool = False
+    # schedule
+    epochs: int = 50
+    max_steps: int | None = None  # stop after this many optimizer steps in total
+    batch_size: int = 128  # per process; the global batch is this times the world size
+    # optimisation
+    loss: str = "bce"
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    d_steps: int = 1
+    label_smoothing: float = 0.0
+    ema: bool = True
+    ema_beta: float = 0.999
+    augment: bool = False  # DiffAugment (colour, translation, cutout) on D's inputs
+    mirror: bool = False
+    # machinery
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    checkpoint_every: str = "1"  # "N" epochs or "Nsteps"
+    keep: int = 0  # periodic checkpoints kept besides last.safetensors
+    on_nan: str = "stop"
+    log_every: int = 50  # steps between metrics.jsonl lines
+    eval_every: int = 0  # epochs between SWD evaluations (0: off)
+    tensorboard: bool = False
+    sample_count: int = 64
+
+    def model_config(self) -> ModelConfig:
+        try:
+            return ModelConfig.for_arch(self.arch, self.image_size, self.nz, self.ngf, self.ndf,
+                                        self.spectral_norm)
+        except ValueError as exc:
+            raise UserError(f"{exc}") from None
+
+    def checkpoint_interval(self) -> tuple[int, str]:
+        """(N, 'epochs'|'steps') parsed from checkpoint_every."""
+        match = re.fullmatch(r"\s*(\d+)\s*(e|epochs?|s|steps?)?\s*", self.checkpoint_every)
+        if not match or int(match.group(1)) < 1:
+            raise UserError(f"--checkpoint-every {self.checkpoint_every!r} is not valid; use a "
+                            "number of epochs like 1, or of steps like 500steps")
+        unit = "steps" if (match.group(2) or "e").startswith("s") else "epochs"
+        return int(match.group(1)), unit
+
+    def validate(self) -> TrainConfig:
+        self.model_config()
+        self.checkpoint_interval()
+        checks = [
+            (self.epochs >= 1, "--epochs must be at least 1"),
+            (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.lr_g > 0 and self.lr_d > 0, "learning rates must be positive"),
+            (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1/--beta2 must be in [0, 1)"),
+            (self.d_steps >= 1, "--d-steps must be at least 1"),
+            (0 <= self.label_smoothing < 0.5, "--label-smoothing must be in [0, 0.5)"),
+            (0 < self.ema_beta < 1, "--ema-beta must be in (0, 1)"),
+            (self.keep >= 0, "--keep must be 0 or more"),
+            (self.log_every >= 1, "--log-every must be at least 1"),
+            (self.eval_every >= 0, "--eval-every must be 0 (off) or more"),
+            (1 <= self.sample_count <= 1024, "--sample-count must be from 1 to 1024"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+        for name, value, allowed in (("--loss", self.loss, LOSSES),
+                                     ("--precision", self.precision, PRECISIONS),
+                                     ("--device", self.device, DEVICES),
+                                     ("--on-nan", self.on_nan, ON_NAN)):
+            if value not in allowed:
+                raise UserError(f"{name} {value!r} is not one of: {', '.join(allowed)}")
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def resolve(explicit: dict[str, Any], saved: dict[str, Any] | None = None) -> TrainConfig:
+    """Defaults <- the resumed run's config <- what the user typed; then validate."""
+    base = TrainConfig()
+    known = {f.name for f in fields(TrainConfig)}
+    if saved:
+        base = replace(base, **{k: v for k, v in saved.items() if k in known})
+    return replace(base, **{k: v for k, v in explicit.items() if v is not None}).validate()
+
+
+def model_changes(explicit: dict[str, Any], saved: TrainConfig) -> list[str]:
+    """Network options the user typed that differ from the run being resumed."""
+    return [f"--{k.replace('_', '-')} {explicit[k]} (run has {getattr(saved, k)})"
+            for k in MODEL_FIELDS
+            if explicit.get(k) is not None and explicit[k] != getattr(saved, k)]

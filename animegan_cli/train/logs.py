@@ -1,0 +1,89 @@
+"""What a run leaves for people to read: metrics.jsonl, loss.png and optional TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from animegan_cli.images import save_image
+
+SERIES_COLOURS = {"loss_d": (214, 39, 40), "loss_g": (31, 119, 180), "swd": (44, 160, 44)}
+
+
+class MetricsLog:
+    """Appends one JSON object per line; a resumed run keeps appending to the same file."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool) -> None:
+        self.path = run_dir / "metrics.jsonl"
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                from animegan_cli.errors import UserError
+
+                raise UserError("--tensorboard needs the tensorboard package: "
+                                "pip install 'animegan-cli[tensorboard]'") from None
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if key not in ("step", "epoch") and isinstance(value, (int, float)):
+                    self.writer.add_scalar(key, value, record["step"])
+            self.writer.flush()
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a kill; the rest of the log is still good
+        return out
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def plot_losses(records: list[dict[str, Any]], path: Path, width: int = 800,
+                height: int = 400) -> None:
+    """A plain line chart of the loss (and SWD) curves against step, drawn with Pillow."""
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    left, right, top, bottom = 60, width - 20, 20, height - 40
+    draw.rectangle((left, top, right, bottom), outline=(120, 120, 120))
+    series = {k: [(r["step"], r[k]) for r in records
+                  if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]
+              for k in SERIES_COLOURS}
+    points = [p for values in series.values() for p in values]
+    if points:
+        steps = [p[0] for p in points]
+        values = [p[1] for p in points]
+        x0, x1 = min(steps), max(max(steps), min(steps) + 1)
+        y0, y1 = min(0.0, min(values)), max(values) * 1.05 + 1e-6
+        for frac in np.linspace(0, 1, 5):
+            y = bottom - frac * (bottom - top)
+            draw.line((left, y, right, y), fill=(230, 230, 230))
+            draw.text((5, y - 6), f"{y0 + frac * (y1 - y0):.2f}", fill=(80, 80, 80))
+        draw.text((left, bottom + 8), f"step {x0}", fill=(80, 80, 80))
+        draw.text((right - 80, bottom + 8), f"step {x1}", fill=(80, 80, 80))
+        for i, (name, values_) in enumerate(series.items()):
+            if not values_:
+                continue
+            xy = [(left + (s - x0) / (x1 - x0) * (right - left),
+                   bottom - (v - y0) / (y1 - y0) * (bottom - top)) for s, v in values_]
+            if len(xy) > 1:
+                draw.line(xy, fill=SERIES_COLOURS[name], width=2)
+            draw.text((left + 10 + 90 * i, top + 5), name, fill=SERIES_COLOURS[name])
+    save_image(np.asarray(image), path)

@@ -1,0 +1,123 @@
+"""The full training state <-> a checkpoint file, for exact resume.
+
+What must round-trip for a resumed run to be bit-identical to an uninterrupted one: G, D and
+EMA weights and buffers, both Adam states, the noise generator's RNG state, the position
+(epoch, step), the fixed sample noise, and the GradScalers. The per-epoch data permutation is
+derived from (seed, epoch), so it needs no state of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from animegan_cli import checkpoint
+from animegan_cli.checkpoint import Checkpoint
+from animegan_cli.errors import UserError
+from animegan_cli.models import ModelConfig
+
+ADAM_KEYS = ("exp_avg", "exp_avg_sq")
+
+
+@dataclass
+class Position:
+    epoch: int = 0  # completed epochs
+    epoch_step: int = 0  # steps taken inside the current epoch
+    step: int = 0  # steps taken in total
+
+
+def save_full(path: str, model: ModelConfig, modules: dict[str, nn.Module],
+              optimizers: dict[str, torch.optim.Optimizer], noise_gen: torch.Generator,
+              fixed_noise: torch.Tensor, pos: Position, config_json: str,
+              fingerprint: str, scalers: dict[str, dict[str, Any]],
+              extra_meta: dict[str, Any] | None = None) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, module in modules.items():
+        tensors.update({f"{prefix}/{k}": v for k, v in module.state_dict().items()})
+    lrs = {}
+    for prefix, opt in optimizers.items():
+        lrs[prefix] = opt.param_groups[0]["lr"]
+        for i, state in opt.state_dict()["state"].items():
+            tensors[f"{prefix}/{i}/step"] = torch.as_tensor(state["step"], dtype=torch.float32)
+            for key in ADAM_KEYS:
+                tensors[f"{prefix}/{i}/{key}"] = state[key]
+    tensors["rng/noise"] = noise_gen.get_state()
+    tensors["rng/torch_cpu"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng/cuda/{i}"] = s
+    tensors["fixed_noise"] = fixed_noise
+    meta = {"epoch": pos.epoch, "epoch_step": pos.epoch_step, "step": pos.step, "train_config": config_json,
+            "dataset_fingerprint": fingerprint, "lr": lrs, "scalers": scalers,
+            **(extra_meta or {})}
+    checkpoint.save(path, "full", model, tensors, meta)
+
+
+def save_generator(path: str, model: ModelConfig, generator: nn.Module, prefix: str,
+                   pos: Position, fingerprint: str) -> None:
+    tensors = {f"{prefix}/{k}": v for k, v in generator.state_dict().items()}
+    checkpoint.save(path, "generator", model, tensors,
+                    {"epoch": pos.epoch, "step": pos.step, "dataset_fingerprint": fingerprint})
+
+
+def load_full(ckpt: Checkpoint, modules: dict[str, nn.Module],
+              optimizers: dict[str, torch.optim.Optimizer], noise_gen: torch.Generator,
+              fixed_noise_shape: tuple[int, ...]) -> tuple[Position, torch.Tensor, dict[str, Any]]:
+    """Restore everything in place; return (position, fixed noise, scaler states)."""
+    if ckpt.kind != "full":
+        raise UserError(f"{ckpt.path} holds only a generator; resume needs a full checkpoint "
+                        "(RUN_DIR/checkpoints/last.safetensors)")
+    for prefix, module in modules.items():
+        ckpt.load_module(prefix, module)
+    lrs = ckpt.json("lr", {})
+    for prefix, opt in optimizers.items():
+        _load_adam(ckpt, prefix, opt, lrs.get(prefix) if isinstance(lrs, dict) else None)
+    ckpt.check_tensor("fixed_noise", torch.float32, fixed_noise_shape)
+    ckpt.check_tensor("rng/noise", torch.uint8, tuple(noise_gen.get_state().shape))
+    values = ckpt.read(["fixed_noise", "rng/noise"])
+    noise_gen.set_state(values["rng/noise"])
+    pos = Position(*(_int_meta(ckpt, k) for k in ("epoch", "epoch_step", "step")))
+    scalers = ckpt.json("scalers", {})
+    return pos, values["fixed_noise"], scalers if isinstance(scalers, dict) else {}
+
+
+def saved_config(ckpt: Checkpoint) -> dict[str, Any]:
+    value = ckpt.json("train_config", {})
+    if not isinstance(value, dict):
+        raise UserError(f"{ckpt.path}: its training config is not a JSON object")
+    return value
+
+
+def _load_adam(ckpt: Checkpoint, prefix: str, opt: torch.optim.Optimizer,
+               lr: float | None) -> None:
+    params = [p for group in opt.param_groups for p in group["params"]]
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    names: list[str] = []
+    for i, p in enumerate(params):
+        if f"{prefix}/{i}/step" not in ckpt.tensors:
+            continue  # a parameter that had not been stepped yet
+        ckpt.check_tensor(f"{prefix}/{i}/step", torch.float32, ())
+        for key in ADAM_KEYS:
+            ckpt.check_tensor(f"{prefix}/{i}/{key}", p.dtype, tuple(p.shape))
+        names += [f"{prefix}/{i}/step"] + [f"{prefix}/{i}/{k}" for k in ADAM_KEYS]
+    values = ckpt.read(names)
+    for name, value in values.items():
+        _, i, key = name.rsplit("/", 2)
+        state.setdefault(int(i), {})[key] = value
+    groups = opt.state_dict()["param_groups"]
+    if lr is not None:
+        if not isinstance(lr, (int, float)) or not 0 < lr < 1:
+            raise UserError(f"{ckpt.path}: saved learning rate {lr!r} is invalid")
+        for group in groups:
+            group["lr"] = float(lr)
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _int_meta(ckpt: Checkpoint, key: str) -> int:
+    value = ckpt.json(key)
+    if type(value) is not int or value < 0:
+        raise UserError(f"{ckpt.path}: metadata {key!r} is missing or invalid")
+    return value
