@@ -14,7 +14,6 @@ Two kinds of file share the format:
 from __future__ import annotations
 
 import json
-import math
 import os
 import stat
 import struct
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -37,6 +36,7 @@ FORMAT = "animegan-checkpoint"
 FORMAT_VERSION = "1"
 KINDS = ("full", "generator")
 MAX_HEADER_BYTES = 16 * 1024 * 1024
+MAX_REASON_CHARS = 300  # file-controlled text quoted in an error is cut to this
 DTYPES: dict[str, tuple[torch.dtype, int]] = {
     "F64": (torch.float64, 8), "F32": (torch.float32, 4), "F16": (torch.float16, 2),
     "BF16": (torch.bfloat16, 2), "I64": (torch.int64, 8), "I32": (torch.int32, 4),
@@ -74,11 +74,20 @@ class Checkpoint:
         return any(name.startswith(prefix + "/") for name in self.tensors)
 
     def read(self, names: list[str], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-        with safe_open(str(self.path), framework="pt", device=str(device)) as f:
-            return {name: f.get_tensor(name) for name in names}
+        # _read_header mirrors the Rust reader's rules, so this should never fail; if the two
+        # ever disagree (or the file changed since it was validated), it is still one line.
+        try:
+            with safe_open(str(self.path), framework="pt", device=str(device)) as f:
+                return {name: f.get_tensor(name) for name in names}
+        except (SafetensorError, OSError) as exc:
+            raise _bad(self.path, f"its tensor data cannot be read ({exc})") from None
 
-    def load_module(self, prefix: str, module: nn.Module) -> None:
-        """Load `prefix/...` tensors into `module`, insisting on exactly its names, shapes, dtypes."""
+    def check_module(self, prefix: str, module: nn.Module) -> None:
+        """Insist that `prefix/...` has exactly `module`'s tensor names, shapes and dtypes.
+
+        Works on a module built on the `meta` device: call it before allocating the module, so
+        a tiny file that claims a huge network is refused before any memory is taken for it.
+        """
         expected = module.state_dict()
         found = {n[len(prefix) + 1:]: info for n, info in self.tensors.items()
                  if n.startswith(prefix + "/")}
@@ -91,6 +100,11 @@ class Checkpoint:
             if info.shape != tuple(tensor.shape) or info.dtype != tensor.dtype:
                 raise _bad(self.path, f"{prefix}/{name} is {_describe(info)}, the architecture "
                                       f"needs {_describe(TensorInfo(tensor.dtype, tuple(tensor.shape)))}")
+
+    def load_module(self, prefix: str, module: nn.Module) -> None:
+        """Load `prefix/...` tensors into `module`, insisting on exactly its names, shapes, dtypes."""
+        self.check_module(prefix, module)
+        expected = module.state_dict()
         values = self.read([f"{prefix}/{n}" for n in expected])
         module.load_state_dict({n: values[f"{prefix}/{n}"] for n in expected})
 
@@ -146,8 +160,10 @@ def generator_prefix(ckpt: Checkpoint) -> str:
 def load_generator_module(ckpt: Checkpoint, device: str | torch.device = "cpu") -> Generator:
     with torch.device("meta"):
         g = Generator(ckpt.model)
+    prefix = generator_prefix(ckpt)
+    ckpt.check_module(prefix, g)  # before to_empty: the file must hold what we allocate
     g = g.to_empty(device="cpu")
-    ckpt.load_module(generator_prefix(ckpt), g)
+    ckpt.load_module(prefix, g)
     return g.to(device).eval()
 
 
@@ -157,6 +173,7 @@ def load_discriminator_module(ckpt: Checkpoint, device: str | torch.device = "cp
         return None
     with torch.device("meta"):
         d = Discriminator(ckpt.model)
+    ckpt.check_module("D", d)  # before to_empty, as for the generator
     d = d.to_empty(device="cpu")
     ckpt.load_module("D", d)
     return d.to(device).eval()
@@ -186,7 +203,10 @@ def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
     except OSError as exc:
         raise UserError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
     try:
-        header = json.loads(raw.decode("utf-8"))
+        # Strict, like the Rust reader that later reads the tensors: no duplicate keys, no
+        # NaN/Infinity, no lone surrogates. What it would refuse must be refused here first.
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_strict_object,
+                            parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise _bad(path, "its header is not valid JSON (truncated or not safetensors)") from None
     if not isinstance(header, dict):
@@ -195,6 +215,10 @@ def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
     if not isinstance(meta, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise _bad(path, "its metadata is not a map of strings")
+    # Metadata ends up in messages and logs: a newline, line separator or escape sequence
+    # there could forge output lines. Our writer only stores printable text (JSON is escaped).
+    if not all(k.isprintable() and v.isprintable() for k, v in meta.items()):
+        raise _bad(path, "its metadata contains control characters")
     data_len = st.st_size - 8 - n
     tensors: dict[str, TensorInfo] = {}
     spans: list[tuple[int, int]] = []
@@ -202,10 +226,19 @@ def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
         info, span = _check_entry(path, name, entry, data_len)
         tensors[name] = info
         spans.append(span)
+    # The Rust reader insists that the tensors tile the data exactly: in offset order, each
+    # starts where the previous ended, and the last ends at the end of the file. A gap, an
+    # overlap or trailing bytes would pass a looser check here and then fail (with a
+    # traceback) at the first tensor read, so refuse them now.
     spans.sort()
-    for (_, end), (begin, _) in zip(spans, spans[1:]):
-        if begin < end:
-            raise _bad(path, "tensor data regions overlap")
+    position = 0
+    for begin, end in spans:
+        if begin != position:
+            raise _bad(path, "tensor data regions overlap" if begin < position
+                       else "tensor data regions leave gaps")
+        position = end
+    if position != data_len:
+        raise _bad(path, "it has bytes after the last tensor (not a safetensors file we wrote)")
     return tensors, meta
 
 
@@ -213,6 +246,8 @@ def _check_entry(path: Path, name: str, entry: Any, data_len: int
                  ) -> tuple[TensorInfo, tuple[int, int]]:
     if not isinstance(entry, dict) or entry.get("dtype") not in DTYPES:
         raise _bad(path, f"tensor {name[:60]!r} has no supported dtype")
+    if set(entry) != {"dtype", "shape", "data_offsets"}:
+        raise _bad(path, f"tensor {name[:60]!r} has unexpected fields")
     shape, offsets = entry.get("shape"), entry.get("data_offsets")
     if (not isinstance(shape, list) or len(shape) > 8
             or not all(type(s) is int and 0 <= s < 2**40 for s in shape)):
@@ -222,7 +257,14 @@ def _check_entry(path: Path, name: str, entry: Any, data_len: int
             or not 0 <= offsets[0] <= offsets[1] <= data_len):
         raise _bad(path, f"tensor {name[:60]!r} points outside the file (truncated?)")
     dtype, itemsize = DTYPES[entry["dtype"]]
-    if math.prod(shape) * itemsize != offsets[1] - offsets[0]:
+    # The Rust reader multiplies the dimensions in order in 64 bits and fails on overflow even
+    # when a later dimension is 0 (e.g. [2**39, 2**39, 0]); do the same.
+    count = 1
+    for s in shape:
+        count *= s
+        if count >= 2**64:
+            raise _bad(path, f"tensor {name[:60]!r} has an invalid shape")
+    if count * itemsize != offsets[1] - offsets[0]:
         raise _bad(path, f"tensor {name[:60]!r} size does not match its shape")
     return TensorInfo(dtype, tuple(shape)), (offsets[0], offsets[1])
 
@@ -232,8 +274,29 @@ def _describe(info: TensorInfo) -> str:
 
 
 def _bad(path: Path, why: str) -> UserError:
+    # `why` may quote the file (a config value, an exception about it): keep it to one short
+    # line, so a hostile file cannot flood the terminal or forge extra output lines.
+    why = "".join(c if c.isprintable() else "?" for c in why)
+    if len(why) > MAX_REASON_CHARS:
+        why = why[:MAX_REASON_CHARS] + "..."
     return UserError(f"{path} is not a usable animegan checkpoint: {why}; pass a .safetensors "
                      "file written by `animegan train`")
+
+
+def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json object hook: refuse duplicate keys and strings that are not valid Unicode."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"duplicate key {key[:60]!r}")
+        for text in (key, value) if isinstance(value, str) else (key,):
+            text.encode("utf-8")  # a lone surrogate ("\\ud800") raises UnicodeEncodeError
+        obj[key] = value
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _now() -> str:

@@ -6,10 +6,11 @@ Plain helper module (not a conftest.py): `build_torture_folder(root)` fills `roo
 with the outcome of scan followed by `decode_file` with default `DecodeOptions()` (size 64,
 so min side 32). Hidden files (.DS_Store, .git/, .hidden.png) are created but must not appear.
 
-`DUPLICATE_GROUPS` lists rels whose files are byte-identical (both kept here, since dedupe is
+`DUPLICATE_GROUPS` lists rels whose files are byte-identical (all kept here, since dedupe is
 prepare's job); prepare with dedupe should keep the first of each group and skip the rest as
 "duplicate". The symlink `links/to_good.jpg` points at `good/rgb.jpg`, so those two decode to
-the same pixels too; that pair is `LINKED_DUPLICATES`.
+the same pixels too; that pair is `LINKED_DUPLICATES`. No other two kept entries share pixels
+(for every crop mode), so dedupe on this folder skips exactly 2 files.
 
 Entries that depend on the platform:
 - running as root, chmod 000 does not stop reads: `perm/unreadable.png` is then expected kept
@@ -109,8 +110,9 @@ def build_torture_folder(root: Path) -> dict[str, str | None]:
     put_image("modes/LAB.tif", img("LAB"), "TIFF")
     ramp = np.linspace(0, 1, _W * _H).reshape(_H, _W)
     put_image("modes/I16.png", Image.fromarray((ramp * 65535).astype(np.uint16)), "PNG")
-    put_image("modes/I.tif", Image.fromarray((ramp * 65535).astype(np.int32)), "TIFF")
-    put_image("modes/F.tif", Image.fromarray(ramp.astype(np.float32)), "TIFF")
+    # Different ramps, so that no two of these decode to the same pixels.
+    put_image("modes/I.tif", Image.fromarray(((1 - ramp) * 65535).astype(np.int32)), "TIFF")
+    put_image("modes/F.tif", Image.fromarray((ramp**2).astype(np.float32)), "TIFF")
 
     # Every accepted container, animated ones included.
     frames = [img(), img()]

@@ -178,10 +178,11 @@ def decode_file(path: str | os.PathLike[str], opts: DecodeOptions) -> Result:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
         return None, *_open_failure(path, exc)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):  # checked before fdopen, which refuses directories
+        os.close(fd)
+        return None, "unsupported", "not a regular file"
     with os.fdopen(fd, "rb") as fp:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None, "unsupported", "not a regular file"
         if st.st_size == 0:
             return None, "empty", "0 bytes"
         return _decode_stream(fp, opts)

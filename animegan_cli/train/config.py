@@ -19,6 +19,8 @@ LOSSES = ("bce", "hinge", "lsgan")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 ON_NAN = ("stop", "rollback")
+# Options that belong to one invocation, not to the run: a resumed run does not inherit them.
+SESSION_FIELDS = ("max_steps", "device", "compile", "tensorboard")
 # Options that define the networks: changing them cannot continue a run.
 MODEL_FIELDS = ("arch", "image_size", "nz", "ngf", "ndf", "spectral_norm")
 
@@ -114,12 +116,6 @@ def resolve(explicit: dict[str, Any], saved: dict[str, Any] | None = None) -> Tr
     base = TrainConfig()
     known = {f.name for f in fields(TrainConfig)}
     if saved:
-        base = replace(base, **{k: v for k, v in saved.items() if k in known})
+        base = replace(base, **{k: v for k, v in saved.items()
+                                if k in known and k not in SESSION_FIELDS})
     return replace(base, **{k: v for k, v in explicit.items() if v is not None}).validate()
-
-
-def model_changes(explicit: dict[str, Any], saved: TrainConfig) -> list[str]:
-    """Network options the user typed that differ from the run being resumed."""
-    return [f"--{k.replace('_', '-')} {explicit[k]} (run has {getattr(saved, k)})"
-            for k in MODEL_FIELDS
-            if explicit.get(k) is not None and explicit[k] != getattr(saved, k)]

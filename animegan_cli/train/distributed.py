@@ -6,6 +6,7 @@ sets RANK, WORLD_SIZE and LOCAL_RANK and we join its group. NCCL on CUDA, Gloo o
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -73,3 +74,24 @@ def average_buffers(info: DistInfo, *modules: nn.Module) -> None:
             if buf.is_floating_point():
                 dist.all_reduce(buf, op=dist.ReduceOp.SUM)
                 buf.div_(info.world_size)
+
+
+def weights_digest(*modules: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer, bit for bit."""
+    h = hashlib.sha256()
+    for module in modules:
+        for name, tensor in module.state_dict().items():
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def check_in_sync(info: DistInfo, *modules: nn.Module) -> str | None:
+    """Rank 0 learns whether all ranks ended with the same weights; a mismatch is a bug."""
+    if not info.enabled:
+        return None
+    digests: list[str | None] = [None] * info.world_size
+    dist.all_gather_object(digests, weights_digest(*modules))
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"ranks ended with different weights: {digests}")
+    return digests[0]

@@ -42,6 +42,7 @@ from animegan_cli.train.state import Position, load_full, save_full, save_genera
 LAST = "last.safetensors"
 GENERATOR = "generator.safetensors"
 RECALIBRATION_SEED = 12345
+MAX_ROLLBACKS = 5  # --on-nan rollback gives up after this many in one invocation
 
 
 @dataclass
@@ -185,6 +186,7 @@ class Trainer:
         self.resumed_from = 0
         self.saved_step = -1
         self.rolled_back = False
+        self.rollbacks = 0
         if resume_ckpt is not None:
             self._restore(resume_ckpt)
         if self.info.is_main:
@@ -370,13 +372,17 @@ class Trainer:
                         self.stop_signal = self.stop_signal or signal.SIGTERM
                         break
                     if unit == "steps" and self.pos.step % every == 0:
-                        self._checkpoint()
+                        self._checkpoint(periodic=True)
                 if self.pos.epoch_step >= spe:
                     self.pos.epoch, self.pos.epoch_step = self.pos.epoch + 1, 0
                     self._end_of_epoch()
                     if unit == "epochs" and self.pos.epoch % every == 0:
-                        self._checkpoint()
+                        self._checkpoint(periodic=True)
             self._checkpoint()
+        digest = dist.check_in_sync(info, *self._modules().values())
+        if digest and info.is_main:
+            self.console.log(f"all {info.world_size} ranks hold identical weights "
+                             f"(sha256 {digest[:16]})")
         if self.log:
             self.log.close()
         seconds = time.perf_counter() - start
@@ -411,7 +417,8 @@ class Trainer:
 
     def _diverged(self) -> None:
         last = self.ckpt_dir / LAST
-        if self.cfg.on_nan == "rollback" and last.exists():
+        if self.cfg.on_nan == "rollback" and last.exists() and self.rollbacks < MAX_ROLLBACKS:
+            self.rollbacks += 1
             ckpt = checkpoint.open_checkpoint(last)
             self._restore(ckpt)
             self.meter.reset_interval()
@@ -423,6 +430,10 @@ class Trainer:
                              f"halved the learning rates (G {self.opt_g.param_groups[0]['lr']:.2e}"
                              f", D {self.opt_d.param_groups[0]['lr']:.2e})")
             return
+        if self.rollbacks:
+            raise Diverged(f"training diverged again after {self.rollbacks} rollbacks with "
+                           f"halved learning rates; the last good checkpoint is kept at {last}. "
+                           "Lower --lr-d/--lr-g a lot, or try --loss hinge or --spectral-norm")
         kept = f"the last good checkpoint is kept at {last}" if last.exists() else \
             "no checkpoint had been written yet"
         raise Diverged(f"training diverged: the loss became NaN or infinite at step "
@@ -453,7 +464,8 @@ class Trainer:
                               batches=4, batch_size=64)
         return self.ema.model
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, periodic: bool = False) -> None:
+        """Save last.safetensors (and the generator); at interval points also a kept copy."""
         if self.pos.step == self.saved_step:
             return
         if self.meter.pending:
@@ -471,7 +483,7 @@ class Trainer:
             prefix = "G_ema" if self.ema is not None else "G"
             save_generator(str(self.run_dir / GENERATOR), self.model_cfg, g, prefix, self.pos,
                            self.data.fingerprint)
-            if self.cfg.keep:
+            if periodic and self.cfg.keep:
                 self._keep_periodic()
         self.G.train()
         dist.barrier(self.info)

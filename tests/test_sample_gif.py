@@ -1,0 +1,125 @@
+"""`animegan sample` and `animegan gif` on what a real training run wrote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_user_error, run_cli
+from PIL import Image
+
+from animegan_cli import load_generator
+
+
+def test_grid_has_the_expected_geometry(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "grid.png"
+    result = run_cli("sample", tiny_run / "generator.safetensors", "-n", "12", "--nrow", "4",
+                     "-o", out)
+    assert result.code == 0, result
+    with Image.open(out) as im:
+        # 4 columns x 3 rows of 32 px images with 2 px padding around each.
+        assert im.size == (4 * 34 + 2, 3 * 34 + 2) and im.mode == "RGB"
+
+
+def test_same_seed_same_images_other_seed_other_images(tiny_run: Path, tmp_path: Path) -> None:
+    ckpt = tiny_run / "checkpoints/last.safetensors"  # the full checkpoint works too
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        assert run_cli("sample", ckpt, "-n", "8", "--seed", seed, "-o",
+                       tmp_path / f"{name}.png").code == 0
+    a, b, c = (np.asarray(Image.open(tmp_path / f"{n}.png")) for n in "abc")
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_individual_files_and_seed_lists(tiny_run: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "each"
+    result = run_cli("sample", tiny_run / "generator.safetensors", "-n", "5", "--seed", "10",
+                     "--out-dir", out_dir, "--format", "jpg")
+    assert result.code == 0, result
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert names == [f"seed{s:06d}.jpg" for s in range(10, 15)]
+    with Image.open(out_dir / names[0]) as im:
+        assert im.format == "JPEG" and im.size == (32, 32)
+    # --seeds regenerates image 12 alone: identical to the file written inside the batch.
+    alone = tmp_path / "alone"
+    assert run_cli("sample", tiny_run / "generator.safetensors", "--seeds", "12", "--out-dir",
+                   alone).code == 0
+    assert run_cli("sample", tiny_run / "generator.safetensors", "-n", "5", "--seed", "10",
+                   "--out-dir", tmp_path / "png").code == 0
+    one = np.asarray(Image.open(alone / "seed000012.png"), dtype=int)
+    batch = np.asarray(Image.open(tmp_path / "png" / "seed000012.png"), dtype=int)
+    assert np.abs(one - batch).max() <= 1  # eval-mode BatchNorm: images do not mix
+
+
+def test_many_images_in_small_batches(tiny_run: Path, tmp_path: Path) -> None:
+    result = run_cli("sample", tiny_run / "generator.safetensors", "-n", "300", "--batch-size",
+                     "64", "--out-dir", tmp_path / "many")
+    assert result.code == 0, result
+    assert len(list((tmp_path / "many").iterdir())) == 300
+
+
+def max_difference(a: torch.Tensor, b: torch.Tensor) -> int:
+    return int((a.int() - b.int()).abs().max())
+
+
+def test_python_api(tiny_run: Path) -> None:
+    g = load_generator(str(tiny_run / "generator.safetensors"), device="cpu")
+    images = g.sample(6, seed=0)
+    assert images.shape == (6, 32, 32, 3) and str(images.dtype) == "torch.uint8"
+    assert max_difference(images[2], g.sample(1, seed=2)[0]) <= 1
+    floats = g.sample(2, seed=0, uint8=False)
+    assert floats.shape == (2, 3, 32, 32) and floats.min() >= -1 and floats.max() <= 1
+    frames = g.interpolate([0, 1, 2], steps=4)
+    assert frames.shape == (12, 32, 32, 3)
+    assert max_difference(frames[0], g.sample(1, seed=0)[0]) <= 1  # the walk starts at seed 0
+    assert max_difference(frames[4], g.sample(1, seed=1)[0]) <= 1
+
+
+def test_truncation_reduces_variety(tiny_run: Path) -> None:
+    g = load_generator(str(tiny_run / "generator.safetensors"), device="cpu")
+    wide = g.sample(64, seed=0, uint8=False).std(dim=0).mean()
+    narrow = g.sample(64, seed=0, truncation=0.3, uint8=False).std(dim=0).mean()
+    assert narrow < wide
+
+
+def test_gif_has_one_labelled_frame_per_epoch(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "progress.gif"
+    result = run_cli("gif", tiny_run, "-o", out, "--fps", "4")
+    assert result.code == 0, result
+    with Image.open(out) as im:
+        assert im.n_frames == 2
+        assert im.info["duration"] == 250 and im.info.get("loop") == 0
+        grid = Image.open(tiny_run / "samples/epoch_0001.png")
+        assert im.width == grid.width and im.height > grid.height  # the label strip
+    unlabelled = tmp_path / "plain.gif"
+    assert run_cli("gif", tiny_run, "-o", unlabelled, "--no-label", "--hold-last", "3").code == 0
+    with Image.open(unlabelled) as im:
+        assert im.size == grid.size and im.n_frames >= 2
+
+
+def test_gif_default_output_and_numeric_order(tmp_path: Path) -> None:
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    # epoch_10 must come after epoch_9, which a plain string sort gets wrong.
+    for epoch, shade in ((9, 90), (10, 200), (2, 20)):
+        Image.new("RGB", (20, 20), (shade, shade, shade)).save(frames / f"epoch_{epoch}.png")
+    result = run_cli("gif", frames, "--no-label")
+    assert result.code == 0, result
+    with Image.open(frames / "result.gif") as im:
+        shades = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            shades.append(np.asarray(im.convert("RGB"))[5, 5, 0])
+    assert list(shades) == sorted(shades)
+
+
+@pytest.mark.parametrize("args, fragment", [(["--fps", "0"], "--fps"),
+                                            (["-o", "x.avi"], ".gif or .mp4")])
+def test_gif_errors(tiny_run: Path, tmp_path: Path, args: list[str], fragment: str) -> None:
+    assert_user_error(run_cli("gif", tiny_run, *args, cwd=tmp_path), fragment)
+
+
+def test_gif_without_frames(tmp_path: Path) -> None:
+    assert_user_error(run_cli("gif", tmp_path), "no frames")

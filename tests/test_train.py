@@ -1,0 +1,246 @@
+"""Training through the real CLI: outputs, exact resume, refusals, signals, divergence, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY, assert_user_error, run_cli, write_faces
+from safetensors import safe_open
+
+from animegan_cli.checkpoint import open_checkpoint
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    with safe_open(str(path), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iter
+
+
+def test_run_writes_everything_a_user_expects(tiny_run: Path) -> None:
+    assert sorted(p.name for p in (tiny_run / "samples").iterdir()) == [
+        "epoch_0001.png", "epoch_0002.png"]
+    assert (tiny_run / "loss.png").stat().st_size > 0
+    records = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]  # one line at each epoch end (4 steps each)
+    for key in ("step", "loss_d", "loss_g", "d_real", "d_fake", "images_per_s", "lr_g", "seconds"):
+        assert key in records[0]
+    assert 0 < records[-1]["d_real"] < 1
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["model"] == {"arch": "dcgan", "image_size": 32, "nz": 100, "ngf": 8, "ndf": 8,
+                               "spectral_norm": False}
+    full = open_checkpoint(tiny_run / "checkpoints" / "last.safetensors")
+    assert full.kind == "full" and full.meta["step"] == "8" and full.meta["epoch"] == "2"
+    for prefix in ("G/", "D/", "G_ema/", "opt_g/", "opt_d/", "rng/noise", "fixed_noise"):
+        assert any(name.startswith(prefix) for name in full.tensors), prefix
+    small = open_checkpoint(tiny_run / "generator.safetensors")
+    assert small.kind == "generator" and small.has("G_ema") and not small.has("D")
+    assert (tiny_run / "generator.safetensors").stat().st_size < \
+        (tiny_run / "checkpoints" / "last.safetensors").stat().st_size / 3
+
+
+def test_exact_resume_is_bit_identical(tmp_path: Path) -> None:
+    """8 steps straight == 6 steps, stop, resume, 2 more steps (stopping mid-epoch)."""
+    args = ["train", "--demo", "64", "--epochs", "2", *TINY, "--augment", "--mirror"]
+    assert run_cli(*args, "--out", tmp_path / "straight").code == 0
+    first = run_cli(*args, "--max-steps", "6", "--out", tmp_path / "split")
+    assert first.code == 0, first
+    assert open_checkpoint(tmp_path / "split/checkpoints/last.safetensors").meta["step"] == "6"
+    second = run_cli(*args, "--out", tmp_path / "split")
+    assert second.code == 0, second
+    assert "resuming at step 6/8" in second.stderr
+    a = read_tensors(tmp_path / "straight/checkpoints/last.safetensors")
+    b = read_tensors(tmp_path / "split/checkpoints/last.safetensors")
+    assert a.keys() == b.keys()
+    differing = [k for k in a if not torch.equal(a[k], b[k])]
+    assert differing == []
+
+
+def test_different_runs_differ(tmp_path: Path) -> None:
+    """The counterpart of the resume test: a different seed must change the weights."""
+    for seed in ("1", "2"):
+        assert run_cli("train", "--demo", "32", "--epochs", "1", *TINY, "--seed", seed,
+                       "--out", tmp_path / seed).code == 0
+    a = read_tensors(tmp_path / "1/checkpoints/last.safetensors")
+    b = read_tensors(tmp_path / "2/checkpoints/last.safetensors")
+    assert not torch.equal(a["G/net.0.weight"], b["G/net.0.weight"])
+
+
+def test_resume_refuses_other_dataset_unless_forced(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert run_cli("train", "--demo", "32", "--epochs", "1", *TINY, "--out", run).code == 0
+    refused = run_cli("train", "--demo", "48", "--epochs", "2", *TINY, "--out", run)
+    assert_user_error(refused, "different dataset", "--force")
+    forced = run_cli("train", "--demo", "48", "--epochs", "2", *TINY, "--out", run, "--force")
+    assert forced.code == 0, forced
+    assert open_checkpoint(run / "checkpoints/last.safetensors").meta["epoch"] == "2"
+
+
+def test_resume_refuses_a_different_network(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert run_cli("train", "--demo", "32", "--epochs", "1", *TINY, "--out", run).code == 0
+    before = (run / "checkpoints/last.safetensors").read_bytes()
+    result = run_cli("train", "--demo", "32", "--epochs", "2", *TINY[:4], "--ngf", "16",
+                     "--out", run)
+    assert_user_error(result, "different network", "ngf")
+    assert (run / "checkpoints/last.safetensors").read_bytes() == before
+
+
+def test_resume_flag_without_checkpoint(tmp_path: Path) -> None:
+    assert_user_error(run_cli("train", "--demo", "32", *TINY, "--resume", "--out",
+                              tmp_path / "new"), "nothing to resume")
+
+
+def test_resume_inherits_the_run_settings(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert run_cli("train", "--demo", "32", "--epochs", "1", *TINY, "--loss", "hinge",
+                   "--no-ema", "--out", run).code == 0
+    # No network or loss options the second time: they come from the run.
+    result = run_cli("train", "--demo", "32", "--epochs", "2", "--out", run)
+    assert result.code == 0, result
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert (config["loss"], config["ema"], config["ngf"], config["epochs"]) == ("hinge", False,
+                                                                               8, 2)
+
+
+def test_keep_periodic_checkpoints(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = run_cli("train", "--demo", "32", "--epochs", "4", *TINY, "--keep", "2",
+                     "--out", run)
+    assert result.code == 0, result
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["epoch_0003.safetensors", "epoch_0004.safetensors", "last.safetensors"]
+
+
+def test_checkpoint_every_steps(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = run_cli("train", "--demo", "64", "--epochs", "1", *TINY, "--checkpoint-every",
+                     "3steps", "--keep", "5", "--out", run)
+    assert result.code == 0, result
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["last.safetensors", "step_0000003.safetensors"]
+
+
+def test_train_on_raw_folder_uses_a_reusable_cache(tmp_path: Path) -> None:
+    write_faces(tmp_path / "imgs", 20)
+    env = {"ANIMEGAN_CACHE": str(tmp_path / "cache")}
+    first = run_cli("train", tmp_path / "imgs", "--epochs", "1", *TINY, "--out",
+                    tmp_path / "r1", env=env)
+    assert first.code == 0, first
+    assert "prepared 20 images" in first.stderr
+    cached = list((tmp_path / "cache" / "datasets").iterdir())
+    assert len(cached) == 1 and (cached[0] / "manifest.json").exists()
+    second = run_cli("train", tmp_path / "imgs", "--epochs", "1", *TINY, "--out",
+                     tmp_path / "r2", env=env)
+    assert second.code == 0 and "prepared" not in second.stderr, second
+    write_faces(tmp_path / "imgs", 1, start=99)  # the folder changed: prepare again
+    third = run_cli("train", tmp_path / "imgs", "--epochs", "1", *TINY, "--out",
+                    tmp_path / "r3", env=env)
+    assert "prepared 21 images" in third.stderr, third
+
+
+def test_prepared_dataset_sets_the_image_size(tmp_path: Path) -> None:
+    write_faces(tmp_path / "imgs", 20)
+    assert run_cli("prepare", tmp_path / "imgs", "-o", tmp_path / "ds", "--size", "32").code == 0
+    result = run_cli("train", tmp_path / "ds", "--epochs", "1", *TINY[2:], "--out",
+                     tmp_path / "run")
+    assert result.code == 0, result
+    assert open_checkpoint(tmp_path / "run/generator.safetensors").model.image_size == 32
+    mismatch = run_cli("train", tmp_path / "ds", "--image-size", "64", "--out", tmp_path / "r2")
+    assert_user_error(mismatch, "--image-size 32")
+
+
+@pytest.mark.parametrize("options", [["--arch", "seed"], ["--loss", "lsgan", "--spectral-norm"],
+                                     ["--loss", "hinge", "--d-steps", "2", "--label-smoothing",
+                                      "0.1"]])
+def test_training_options_train(tmp_path: Path, options: list[str]) -> None:
+    result = run_cli("train", "--demo", "32", "--epochs", "1", *TINY, *options,
+                     "--out", tmp_path / "run")
+    assert result.code == 0, result
+    records = (tmp_path / "run/metrics.jsonl").read_text().splitlines()
+    assert all(map(lambda r: json.loads(r)["loss_g"] == json.loads(r)["loss_g"], records))
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert run_cli("train", "--demo", "32", "--epochs", "1", *TINY, "--out", run).code == 0
+    good = (run / "checkpoints/last.safetensors").read_bytes()
+    # An absurd learning rate drives the logits to infinity within a step or two.
+    result = run_cli("train", "--demo", "32", "--epochs", "5", "--lr-d", "1e38", "--lr-g",
+                     "1e38", "--out", run)
+    assert result.code == 1, result
+    assert "diverged" in result.stderr and "Traceback" not in result.stderr
+    assert (run / "checkpoints/last.safetensors").read_bytes() == good
+
+
+def test_divergence_rollback_continues(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert run_cli("train", "--demo", "32", "--epochs", "1", *TINY, "--out", run).code == 0
+    result = run_cli("train", "--demo", "32", "--epochs", "2", "--lr-d", "1e38", "--lr-g",
+                     "1e38", "--on-nan", "rollback", "--out", run)
+    # Halving 1e38 a few times never gets back to sane values: each rollback is announced,
+    # then the run gives up with the clear divergence error and the good checkpoint.
+    assert result.stderr.count("rolled back") == 5, result
+    assert result.code == 1 and "after 5 rollbacks" in result.stderr, result
+    assert "Traceback" not in result.stderr
+
+
+def _start(args: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "animegan_cli", *args], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for_steps(run: Path, proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    metrics = run / "metrics.jsonl"
+    while time.time() < deadline:
+        if metrics.exists() and metrics.read_text().strip():
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    raise AssertionError("training did not start in time")
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_a_checkpoint_and_exits_cleanly(tmp_path: Path, sig: int, code: int) -> None:
+    run = tmp_path / "run"
+    proc = _start(["train", "--demo", "64", "--epochs", "1000", *TINY, "--log-every", "1",
+                   "--out", str(run)])
+    _wait_for_steps(run, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Resume with: animegan train --demo 64 --out" in err
+    assert "Traceback" not in err
+    ckpt = open_checkpoint(run / "checkpoints/last.safetensors")
+    assert int(ckpt.meta["step"]) >= 1
+    resumed = run_cli("train", "--demo", "64", "--epochs", "1000", "--max-steps",
+                      str(int(ckpt.meta["step"]) + 2), "--out", run)
+    assert resumed.code == 0, resumed
+
+
+def test_distributed_two_processes_on_cpu(tmp_path: Path) -> None:
+    """torchrun with 2 Gloo ranks: one set of outputs, identical weights on both ranks."""
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
+    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "animegan_cli",
+                           "train", "--demo", "64", "--epochs", "2", *TINY, "--batch-size", "8",
+                           "--out", str(run)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png",
+                                                                     "epoch_0002.png"]
+    ckpt = open_checkpoint(run / "checkpoints/last.safetensors")
+    assert ckpt.meta["step"] == "8"  # 64 images / (8 per rank x 2 ranks) x 2 epochs
+    config = json.loads((run / "config.json").read_text())
+    assert config["world_size"] == 2
+    # The engine compares a SHA-256 of every rank's weights and buffers at the end.
+    assert "all 2 ranks hold identical weights" in proc.stderr, proc.stderr[-3000:]
