@@ -253,11 +253,15 @@ def main(argv: list[str] | None = None) -> None:
     # With RLIMIT_FSIZE or a quota, a write past the limit returns EFBIG instead of killing us.
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    # Ctrl-C must interrupt even when started from a shell that ignores SIGINT (a background
+    # job, some CI runners): Python would otherwise inherit the ignore.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="animegan", standalone_mode=False)
+        # Non-standalone click returns the exit code of --help, --version and Ctrl-C.
+        code = command.main(args=argv, prog_name="animegan", standalone_mode=False)
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
     except _USAGE_ERROR as exc:
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx else ""
@@ -270,6 +274,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", 130)
     except Interrupted as exc:
         _fail(str(exc), exc.code)
+    if code == 130:
+        _fail("interrupted; nothing was left half-written", 130)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 def _fail(message: str, code: int) -> None:

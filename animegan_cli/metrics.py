@@ -69,31 +69,41 @@ def swd_resolutions(side: int) -> list[int]:
     return sides
 
 
-def laplacian_pyramid(images: torch.Tensor, levels: int) -> list[torch.Tensor]:
-    """Float NCHW images -> `levels` bands, finest first; the last is the Gaussian residual.
+def laplacian_band(images: torch.Tensor, level: int, levels: int) -> torch.Tensor:
+    """Band `level` of a `levels`-band Laplacian pyramid of float NCHW images, finest first.
 
-    cv2.pyrDown/pyrUp semantics with mirror borders, as the reference (via scipy) computes them.
+    The last band is the Gaussian residual. cv2.pyrDown/pyrUp semantics with mirror borders,
+    as the reference computes them (via scipy); only what this band needs is computed.
     """
-    pyramid = [images]
-    for _ in range(1, levels):
-        low = _blur(pyramid[-1])[:, :, ::2, ::2]
-        pyramid[-1] = pyramid[-1] - _upsample(low)
-        pyramid.append(low)
-    return pyramid
+    gaussian = images
+    for _ in range(level):
+        gaussian = _pyr_down(gaussian)
+    if level == levels - 1:
+        return gaussian
+    return gaussian - _pyr_up(_pyr_down(gaussian))
 
 
-def _blur(x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
-    kernel = torch.outer(_BINOMIAL, _BINOMIAL).to(x) * gain
+def _blur(x: torch.Tensor, stride: int = 1, gain: float = 1.0) -> torch.Tensor:
+    """The 5x5 binomial filter as two 1-D passes, with scipy's "mirror" (torch "reflect")
+    borders; stride 2 computes only the pixels pyrDown keeps."""
     channels = x.shape[1]
-    padded = F.pad(x, (2, 2, 2, 2), mode="reflect")  # scipy's "mirror": edge pixel not repeated
-    return F.conv2d(padded, kernel.expand(channels, 1, 5, 5), groups=channels)
+    taps = (_BINOMIAL * gain).to(x)
+    x = F.pad(x, (2, 2, 2, 2), mode="reflect")
+    x = F.conv2d(x, taps.view(1, 1, 5, 1).expand(channels, 1, 5, 1), stride=(stride, 1),
+                 groups=channels)
+    return F.conv2d(x, taps.view(1, 1, 1, 5).expand(channels, 1, 1, 5), stride=(1, stride),
+                    groups=channels)
 
 
-def _upsample(x: torch.Tensor) -> torch.Tensor:
+def _pyr_down(x: torch.Tensor) -> torch.Tensor:
+    return _blur(x, stride=2)
+
+
+def _pyr_up(x: torch.Tensor) -> torch.Tensor:
     n, c, h, w = x.shape
     up = x.new_zeros(n, c, 2 * h, 2 * w)
     up[:, :, ::2, ::2] = x
-    return _blur(up, gain=4.0)  # x4: three of every four pixels are the inserted zeros
+    return _blur(up, gain=2.0)  # 2 per pass, 4 in all: three pixels in four are inserted zeros
 
 
 def swd(real: Images, fake: Images, seed: int = 0, *, nhoods_per_image: int = 128,
@@ -143,7 +153,7 @@ def _descriptors(images: torch.Tensor, level: int, levels: int, ys: torch.Tensor
     parts = []
     for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size].to(device).permute(0, 3, 1, 2).float()
-        band = laplacian_pyramid(x, levels)[level]
+        band = laplacian_band(x, level, levels)
         rows = ys[start:start + batch_size].to(device)[:, :, None, None, None] + offsets[:, None]
         cols = xs[start:start + batch_size].to(device)[:, :, None, None, None] + offsets
         image = torch.arange(len(band), device=device)[:, None, None, None, None]
@@ -159,11 +169,12 @@ def _descriptors(images: torch.Tensor, level: int, levels: int, ys: torch.Tensor
 def _sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, dirs: list[torch.Tensor]) -> float:
     """Mean over directions of the 1-D Wasserstein distance between the projected sets."""
     total = 0.0
+    at, bt = a.T.contiguous(), b.T.contiguous()
     for repeat in dirs:
         repeat = (repeat / repeat.norm(dim=0, keepdim=True)).to(a.device)
         # 32 directions at a time bound the memory of projections and sorted copies.
-        for d in repeat.split(32, dim=1):
-            pa, pb = _sort_rows(d.T @ a.T), _sort_rows(d.T @ b.T)
+        for d in repeat.T.contiguous().split(32):
+            pa, pb = _sort_rows(d @ at), _sort_rows(d @ bt)
             total += float((pa - pb).abs().mean(dim=1, dtype=torch.float64).sum())
     return total / sum(d.shape[1] for d in dirs)
 

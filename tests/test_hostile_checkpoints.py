@@ -150,6 +150,13 @@ class World:
         config = json.loads(self.meta["train_config"])
         return self.with_meta(train_config=json.dumps({**config, **changes}))
 
+    def with_network(self, **changes: Any) -> bytes:
+        """The model config and the training config agree on the change: a consistent lie."""
+        model = json.loads(self.meta["model"])
+        config = json.loads(self.meta["train_config"])
+        return self.with_meta(model=json.dumps({**model, **changes}),
+                              train_config=json.dumps({**config, **changes}))
+
 
 class Payload:
     """Unpickling this calls open(marker, "w"), which creates the marker file."""
@@ -336,6 +343,20 @@ def _shape_overflow(w: World) -> bytes:
     return pack(tensors, meta)
 
 
+def _largest_network(w: World) -> bytes:
+    """Valid widths, the largest network a config may declare (~11 GiB for G), in a 1 MB file.
+
+    Consistent in every field a resume checks first: model and training config agree, and the
+    dataset fingerprint is that of the 128 px demo set, which anyone can compute.
+    """
+    from animegan_cli.data.demo import demo_array
+
+    blob = w.with_network(ngf=1024, ndf=1024, nz=1024, image_size=128)
+    tensors, meta = unpack(blob)
+    meta["dataset_fingerprint"] = hashlib.sha256(demo_array(64, 128).tobytes()).hexdigest()
+    return pack(tensors, meta)
+
+
 def _not_animegan(w: World) -> bytes:
     return pack({"weight": ("F32", [2, 2], struct.pack("<4f", 1, 2, 3, 4))},
                 {"format": "pt"})
@@ -397,15 +418,15 @@ CASES: list[Case] = [
     file_case("metadata-control-characters",
               lambda w: w.with_meta(dataset_fingerprint="abc\nanimegan: error: forged\x1b[2J")),
     file_case("metadata-not-strings", _header_patch(b'"__metadata__": {',
-                                                    b'"__metadata__": {"step": 5, ')),
+                                                    b'"__metadata__": {"steps": 5, ')),
+    file_case("metadata-duplicate-key", _header_patch(b'"__metadata__": {',
+                                                      b'"__metadata__": {"step": "5", ')),
     file_case("metadata-unknown-architecture", lambda w: w.with_model(arch="stylegan9")),
     file_case("metadata-giant-width", lambda w: w.with_model(ngf=10**9)),
     file_case("metadata-model-newline-field", lambda w: w.with_model(**{"a\nanimegan: b": 1})),
     file_case("metadata-model-not-json", lambda w: w.with_meta(model="{")),
     file_case("metadata-model-deeply-nested", lambda w: w.with_meta(model="[" * 100_000)),
-    # Valid widths, the largest network a config may declare (~11 GiB for G), in a 1 MB file.
-    file_case("metadata-largest-network-tiny-file",
-              lambda w: w.with_model(ngf=1024, ndf=1024, nz=1024, image_size=128)),
+    file_case("metadata-largest-network-tiny-file", _largest_network),
     file_case("metadata-format-version-2", lambda w: w.with_meta(format_version="2")),
     file_case("metadata-unknown-kind", lambda w: w.with_meta(kind="optimizer")),
     file_case("metadata-no-format", lambda w: pack(unpack(w.full)[0], None)),

@@ -14,6 +14,7 @@ renamed into place only when complete, so a reader can never see a partial one.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -117,6 +118,9 @@ class DatasetWriter:
         self._hash = hashlib.sha256()
         _check_target(self.out)
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        # Left by a killed earlier run (never readable as a dataset: hidden, no manifest swap).
+        for stale in self.out.parent.glob(f".{glob.escape(self.out.name)}.*.partial"):
+            shutil.rmtree(stale, ignore_errors=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".partial",
                                          dir=self.out.parent))
         self._file = open(self.tmp / IMAGES_FILE, "wb")  # noqa: SIM115 - closed in commit/abort

@@ -114,8 +114,8 @@ def prepare(src: str | os.PathLike[str], out: str | os.PathLike[str],
                             "point prepare at a folder of JPEG, PNG, WebP, BMP, GIF or TIFF files")
         counts = Counter(s["reason"] for s in skipped)
         manifest = {
+            # No timestamp: the same folder and options must give byte-identical output.
             "tool_version": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "options": options.as_dict(),
             "source": {"root": str(src.resolve()), "signature": signature},
             "counts": {"scanned": len(candidates) + len(skips), "kept": len(kept),

@@ -1,0 +1,194 @@
+"""`animegan prepare` end to end: the torture folder, determinism, re-runs, interruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY, assert_user_error, make_rgba_png, run_cli, write_faces
+from conftest_torture import DUPLICATE_GROUPS, LINKED_DUPLICATES, build_torture_folder
+from PIL import Image
+
+from animegan_cli.data.packed import (IMAGES_FILE, MANIFEST_FILE, FORMAT, VERSION, open_dataset)
+
+
+@pytest.fixture(scope="module")
+def torture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str | None]]:
+    root = tmp_path_factory.mktemp("torture") / "src"
+    root.mkdir()
+    return root, build_torture_folder(root)
+
+
+def manifest(ds: Path) -> dict:
+    return json.loads((ds / MANIFEST_FILE).read_text())
+
+
+def test_torture_folder_keeps_exactly_the_good_images(torture, tmp_path: Path) -> None:
+    src, expected = torture
+    result = run_cli("prepare", src, "-o", tmp_path / "ds", "--size", "32", "--workers", "2")
+    assert result.code == 0, result
+    m = manifest(tmp_path / "ds")
+    kept = sorted(entry["path"] for entry in m["images"])
+    assert kept == sorted(rel for rel, reason in expected.items() if reason is None)
+    skipped = {entry["path"]: entry["reason"] for entry in m["skipped"]}
+    assert skipped == {rel: reason for rel, reason in expected.items() if reason is not None}
+    assert m["counts"]["kept"] == len(kept)
+    assert sum(m["counts"]["skipped"].values()) == len(skipped)
+    for reason in set(skipped.values()):
+        assert reason in m["reasons"]  # a human explanation for every reason used
+    assert "skipped" in result.stderr and "bomb" in result.stderr
+    ds = open_dataset(tmp_path / "ds")
+    assert ds.images.shape == (len(kept), 32, 32, 3)
+    # ... and the result trains.
+    trained = run_cli("train", tmp_path / "ds", "--epochs", "1", *TINY[2:6], "--batch-size",
+                      "8", "--out", tmp_path / "run")
+    assert trained.code == 0, trained
+
+
+def test_dedupe_reports_duplicates(torture, tmp_path: Path) -> None:
+    src, _ = torture
+    result = run_cli("prepare", src, "-o", tmp_path / "ds", "--size", "32", "--dedupe")
+    assert result.code == 0, result
+    dupes = [e for e in manifest(tmp_path / "ds")["skipped"] if e["reason"] == "duplicate"]
+    # Of each group of identical images the first in sorted order is kept.
+    groups = [sorted(g) for g in (*DUPLICATE_GROUPS, LINKED_DUPLICATES)]
+    assert sorted(e["path"] for e in dupes) == sorted(g[1] for g in groups)
+    assert all("same pixels as" in e["detail"] for e in dupes)
+
+
+def test_transparency_becomes_the_background(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    make_rgba_png(src / "emoji.png")
+    assert run_cli("prepare", src, "-o", tmp_path / "white", "--size", "32").code == 0
+    white = open_dataset(tmp_path / "white").images[0]
+    assert white[0, 0].tolist() == [255, 255, 255]  # not the black of a plain convert('RGB')
+    assert white[16, 16].tolist() == [255, 0, 0]
+    assert run_cli("prepare", src, "-o", tmp_path / "green", "--size", "32", "--background",
+                   "#00ff00").code == 0
+    assert open_dataset(tmp_path / "green").images[0][0, 0].tolist() == [0, 255, 0]
+    assert_user_error(run_cli("prepare", src, "-o", tmp_path / "x", "--background", "blurple"),
+                      "blurple")
+
+
+def test_two_runs_are_byte_identical_whatever_the_workers(tmp_path: Path) -> None:
+    write_faces(tmp_path / "src", 48, size=40)
+    for name, workers in (("a", "1"), ("b", "2")):
+        assert run_cli("prepare", tmp_path / "src", "-o", tmp_path / name, "--size", "32",
+                       "--workers", workers).code == 0
+    for filename in (IMAGES_FILE, MANIFEST_FILE, "preview.png"):
+        assert (tmp_path / "a" / filename).read_bytes() == (tmp_path / "b" / filename).read_bytes()
+
+
+def test_rerun_with_nothing_changed_does_no_work(tmp_path: Path) -> None:
+    write_faces(tmp_path / "src", 10)
+    assert run_cli("prepare", tmp_path / "src", "-o", tmp_path / "ds", "--size", "32").code == 0
+    images = tmp_path / "ds" / IMAGES_FILE
+    stamp = images.stat().st_mtime_ns
+    again = run_cli("prepare", tmp_path / "src", "-o", tmp_path / "ds", "--size", "32")
+    assert again.code == 0 and "up to date" in again.stderr, again
+    assert images.stat().st_mtime_ns == stamp
+    # Other options mean other pixels: that is work again.
+    other = run_cli("prepare", tmp_path / "src", "-o", tmp_path / "ds", "--size", "48")
+    assert other.code == 0 and "up to date" not in other.stderr
+    assert open_dataset(tmp_path / "ds").size == 48
+
+
+def test_manifest_and_preview(tmp_path: Path) -> None:
+    write_faces(tmp_path / "src", 12)
+    result = run_cli("prepare", tmp_path / "src", "-o", tmp_path / "ds", "--size", "32",
+                     "--limit", "10", "--crop", "pad", "--filter", "box")
+    assert result.code == 0, result
+    m = manifest(tmp_path / "ds")
+    assert (m["format"], m["version"], m["count"], m["layout"]) == (FORMAT, VERSION, 10, "NHWC")
+    assert m["options"]["crop"] == "pad" and m["options"]["filter"] == "box"
+    assert all(len(entry["hash"]) == 64 for entry in m["images"])
+    with Image.open(tmp_path / "ds" / "preview.png") as im:
+        assert im.size == (8 * 34 + 2, 2 * 34 + 2)  # 10 images, 8 per row
+
+
+def test_output_must_not_clobber_other_things(tmp_path: Path) -> None:
+    write_faces(tmp_path / "src", 3)
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("years of work")
+    assert_user_error(run_cli("prepare", tmp_path / "src", "-o", precious), "not an animegan")
+    assert (precious / "thesis.txt").read_text() == "years of work"
+    assert_user_error(run_cli("prepare", tmp_path / "src", "-o", tmp_path / "src" / "out"),
+                      "inside the source")
+
+
+def test_interrupted_prepare_leaves_no_dataset(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(src / "0000.png")
+    for i in range(1, 3000):  # hard links: thousands of slow-to-decode files, no disk cost
+        os.link(src / "0000.png", src / f"{i:04d}.png")
+    out = tmp_path / "ds"
+    proc = subprocess.Popen([sys.executable, "-m", "animegan_cli", "prepare", str(src),
+                             "-o", str(out), "--workers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    # Wait until the writer has started its hidden temporary folder, then interrupt.
+    while time.time() < deadline and not any(p.name.endswith(".partial")
+                                             for p in tmp_path.iterdir()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert "Traceback" not in err
+
+
+def test_loading_a_large_dataset_is_lazy_and_fast(tmp_path: Path) -> None:
+    """60,000 64x64 images (737 MB) open in well under a second without being read."""
+    ds = tmp_path / "big"
+    ds.mkdir()
+    n = 60_000
+    with open(ds / IMAGES_FILE, "wb") as f:
+        f.truncate(n * 64 * 64 * 3)  # sparse: costs no disk and no time
+    (ds / MANIFEST_FILE).write_text(json.dumps({
+        "format": FORMAT, "version": VERSION, "count": n, "height": 64, "width": 64,
+        "channels": 3, "layout": "NHWC", "dtype": "uint8", "fingerprint": "0" * 64}))
+    rss_before = _rss_kib()
+    start = time.perf_counter()
+    dataset = open_dataset(ds)
+    seconds = time.perf_counter() - start
+    assert seconds < 1.0
+    assert dataset.images.shape == (n, 64, 64, 3)
+    assert _rss_kib() - rss_before < 50_000  # not copied into RAM
+    assert int(np.asarray(dataset.images[12345]).sum()) == 0
+
+
+def test_damaged_dataset_is_refused(tmp_path: Path) -> None:
+    write_faces(tmp_path / "src", 6)
+    assert run_cli("prepare", tmp_path / "src", "-o", tmp_path / "ds", "--size", "32").code == 0
+    with open(tmp_path / "ds" / IMAGES_FILE, "r+b") as f:
+        f.truncate(100)
+    assert_user_error(run_cli("train", tmp_path / "ds", *TINY, "--out", tmp_path / "run"),
+                      "damaged")
+
+
+def test_demo_export(tmp_path: Path) -> None:
+    result = run_cli("prepare", "--demo", "5", "-o", tmp_path / "demo", "--size", "48")
+    assert result.code == 0, result
+    files = sorted((tmp_path / "demo").iterdir())
+    assert [p.name for p in files] == [f"face_{i:06d}.png" for i in range(5)]
+    with Image.open(files[0]) as im:
+        assert im.size == (48, 48)
+
+
+def _rss_kib() -> int:
+    for line in Path(f"/proc/{os.getpid()}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    pytest.skip("no /proc on this platform")
