@@ -276,9 +276,9 @@ def _describe(info: TensorInfo) -> str:
 def _bad(path: Path, why: str) -> UserError:
     # `why` may quote the file (a config value, an exception about it): keep it to one short
     # line, so a hostile file cannot flood the terminal or forge extra output lines.
-    why = "".join(c if c.isprintable() else "?" for c in why)
     if len(why) > MAX_REASON_CHARS:
         why = why[:MAX_REASON_CHARS] + "..."
+    why = "".join(c if c.isprintable() else "?" for c in why)
     return UserError(f"{path} is not a usable animegan checkpoint: {why}; pass a .safetensors "
                      "file written by `animegan train`")
 

@@ -200,6 +200,8 @@ def sample(
     nrow: int = typer.Option(0, help="Images per grid row [square]."),
     truncation: float | None = typer.Option(None, help="Truncated-normal latents (e.g. 0.7)."),
     format: str = typer.Option("png", help="png | jpg | webp, for --out-dir."),
+    rank_by_d: int | None = typer.Option(None, help="Keep the K images the discriminator "
+                                                    "rates highest (full checkpoints)."),
     batch_size: int = typer.Option(256, help="Images generated at once."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | mps."),
 ) -> None:
@@ -208,8 +210,11 @@ def sample(
     Examples:
       animegan sample runs/x/generator.safetensors -n 64 -o grid.png --seed 1
       animegan sample runs/x/checkpoints/last.safetensors -n 10000 --out-dir fakes/
+      animegan sample runs/x/checkpoints/last.safetensors -n 256 --rank-by-d 16 -o best.png
+      animegan sample runs/x/generator.safetensors --seeds 17 -o face17.png
     """
-    from animegan_cli.sample import load_generator, parse_seeds, sample_to_files
+    from animegan_cli.sample import (load_generator, parse_seeds, rank_by_discriminator,
+                                     sample_to_files)
 
     if n < 1 or batch_size < 1 or nrow < 0 or seed < 0:
         raise UserError("-n and --batch-size must be at least 1; --seed and --nrow 0 or more")
@@ -217,6 +222,8 @@ def sample(
     if out is None and out_dir is None:
         out = Path("grid.png")
     gen = load_generator(ckpt, device)
+    if rank_by_d is not None:
+        seed_list = rank_by_discriminator(gen, seed_list, rank_by_d, truncation, batch_size)
     written = sample_to_files(gen, seed_list, out, out_dir, nrow, truncation, format, batch_size)
     where = f"{out}" if out else ""
     if out_dir:
@@ -226,26 +233,81 @@ def sample(
 
 @app.command()
 def gif(
-    run_dir: Path = typer.Argument(..., help="A run folder (uses samples/) or a folder of "
-                                             "frames."),
+    source: Path = typer.Argument(..., help="A run folder (uses samples/), a folder of frames, "
+                                            "or a checkpoint with --interpolate."),
     out: Path | None = typer.Option(None, "-o", "--out", help=".gif or .mp4 "
                                                               "[RUN_DIR/result.gif]."),
-    fps: float = typer.Option(2.0, help="Frames per second."),
+    fps: float | None = typer.Option(None, help="Frames per second [2; 12 for walks]."),
     loop: int = typer.Option(0, help="Times to loop (0: forever)."),
     label: bool = typer.Option(True, "--label/--no-label", help="Write the epoch on each "
                                                                  "frame."),
     max_frames: int | None = typer.Option(None, help="Thin evenly to this many frames."),
     size: int | None = typer.Option(None, help="Downscale frames to at most this side."),
     hold_last: int = typer.Option(0, help="Repeat the last frame N more times."),
+    interpolate: bool = typer.Option(False, "--interpolate", help="Render a looping latent "
+                                                                  "walk from a checkpoint."),
+    seeds: str | None = typer.Option(None, help="Walk keyframe seeds, e.g. 0-3 or 5,9,2."),
+    keys: int = typer.Option(4, help="Keyframes per walk when --seeds is not given."),
+    seed: int = typer.Option(0, help="First keyframe seed when --seeds is not given."),
+    walks: int = typer.Option(1, help="Independent walks shown side by side."),
+    steps: int = typer.Option(24, help="Frames between two keyframes."),
+    nrow: int = typer.Option(0, help="Walks per row [square]."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | mps."),
 ) -> None:
-    """Animate training progress: the per-epoch sample grids as a GIF.
+    """Animate training progress (the per-epoch grids), or walk through a model's latent space.
 
-    Example: animegan gif runs/faces --fps 4 -o progress.gif
+    Examples:
+      animegan gif runs/faces --fps 4 -o progress.gif
+      animegan gif runs/faces/generator.safetensors --interpolate --walks 16 -o walk.gif
     """
-    from animegan_cli.gif import make_gif
+    from animegan_cli.gif import make_gif, write_walk
 
-    path, frames = make_gif(run_dir, out, fps, loop, label, max_frames, size, hold_last)
+    if interpolate:
+        from animegan_cli.sample import load_generator, parse_seeds
+
+        if walks < 1 or keys < 2 or seed < 0:
+            raise UserError("--walks must be at least 1, --keys at least 2, --seed 0 or more")
+        plan = ([parse_seeds(seeds)] if seeds else
+                [list(range(seed + w * keys, seed + (w + 1) * keys)) for w in range(walks)])
+        gen = load_generator(source, device)
+        target = out or Path("walk.gif")
+        frames = write_walk(gen, plan, steps, nrow, target, 12.0 if fps is None else fps, loop,
+                            size)
+        typer.echo(f"wrote {target} ({frames} frames, {len(plan)} walk(s))")
+        return
+    path, frames = make_gif(source, out, 2.0 if fps is None else fps, loop, label, max_frames,
+                            size, hold_last)
     typer.echo(f"wrote {path} ({frames} frames)")
+
+
+@app.command()
+def info(
+    ckpt: Path = typer.Argument(..., help="A checkpoint (.safetensors)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Show what a checkpoint holds: architecture, size, training progress, provenance.
+
+    Example: animegan info runs/faces/checkpoints/last.safetensors
+    """
+    import json
+
+    from animegan_cli.info import describe
+
+    details = describe(ckpt)
+    if json_out:
+        typer.echo(json.dumps(details, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=str(ckpt), show_header=False)
+    for key, value in details.items():
+        if key == "training" and isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
+        elif isinstance(value, int) and not isinstance(value, bool) and value > 9999:
+            value = f"{value:,}"
+        table.add_row(key.replace("_", " "), "-" if value is None else str(value))
+    Console().print(table)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from animegan_cli.atomic import atomic_path
 from animegan_cli.errors import UserError
+
+if TYPE_CHECKING:
+    from animegan_cli.sample import LoadedGenerator
 
 FRAME_PATTERN = re.compile(r"(\d+)")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -61,8 +65,13 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def write_animation(frames: list[np.ndarray], out: Path, fps: float, loop: int) -> None:
-    """GIF through Pillow, MP4 through imageio's ffmpeg plugin (the optional 'video' extra)."""
+def write_animation(frames: list[np.ndarray], out: Path, fps: float, loop: int,
+                    hold_last: int = 0) -> None:
+    """GIF through Pillow, MP4 through imageio's ffmpeg plugin (the optional 'video' extra).
+
+    The last frame is shown hold_last frame-times longer: as one longer GIF frame (GIF writers
+    merge identical consecutive frames anyway), as repeated frames in a video.
+    """
     suffix = out.suffix.lower()
     if suffix == ".mp4":
         try:
@@ -71,6 +80,7 @@ def write_animation(frames: list[np.ndarray], out: Path, fps: float, loop: int) 
         except ImportError:
             raise UserError("MP4 output needs ffmpeg: pip install 'animegan-cli[video]', or "
                             "write a .gif") from None
+        frames = frames + [frames[-1]] * hold_last
         even = [f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2] for f in frames]  # yuv420p
         with atomic_path(out) as tmp:
             iio.imwrite(tmp, np.stack(even), extension=".mp4", fps=fps, codec="libx264")
@@ -79,17 +89,18 @@ def write_animation(frames: list[np.ndarray], out: Path, fps: float, loop: int) 
         raise UserError(f"cannot write {out.name}: the output must end in .gif or .mp4")
     import imageio.v3 as iio
 
+    durations = [1000 / fps] * len(frames)
+    durations[-1] *= 1 + hold_last
     with atomic_path(out) as tmp:
         iio.imwrite(tmp, np.stack(frames), extension=".gif", plugin="pillow",
-                    duration=1000 / fps, loop=loop)
+                    duration=durations, loop=loop)
 
 
 def make_gif(source: Path, out: Path | None = None, fps: float = 2.0, loop: int = 0,
              label: bool = True, max_frames: int | None = None, size: int | None = None,
              hold_last: int = 0) -> tuple[Path, int]:
     """The training progress of a run as an animation; returns (path, frame count)."""
-    if fps <= 0 or fps > 100:
-        raise UserError("--fps must be above 0 and at most 100")
+    _check_fps(fps)
     if loop < 0 or hold_last < 0:
         raise UserError("--loop and --hold-last must be 0 or more")
     frames = thin(find_frames(source), max_frames)
@@ -106,13 +117,36 @@ def make_gif(source: Path, out: Path | None = None, fps: float = 2.0, loop: int 
         first_size = first_size or image.size
         if image.size != first_size:
             image = image.resize(first_size, Image.Resampling.LANCZOS)
-        if size and max(image.size) > size:
-            scale = size / max(image.size)
-            image = image.resize((max(1, round(image.width * scale)),
-                                  max(1, round(image.height * scale))), Image.Resampling.LANCZOS)
+        if size:
+            image = _fit(image, size)
         if label:
             image = label_frame(image, f"epoch {number}")
         images.append(np.asarray(image))
-    images += [images[-1]] * hold_last
-    write_animation(images, out, fps, loop)
+    write_animation(images, out, fps, loop, hold_last)
     return out, len(images)
+
+
+def write_walk(gen: LoadedGenerator, walks: list[list[int]], steps: int, nrow: int, out: Path,
+               fps: float, loop: int, size: int | None) -> int:
+    """A seamless looping latent walk (or a grid of walks); returns the frame count."""
+    from animegan_cli.sample import walk_frames
+
+    _check_fps(fps)
+    frames = walk_frames(gen, walks, steps, nrow)
+    if size:
+        frames = [np.asarray(_fit(Image.fromarray(f), size)) for f in frames]
+    write_animation(frames, out, fps, loop)
+    return len(frames)
+
+
+def _fit(image: Image.Image, size: int) -> Image.Image:
+    if max(image.size) <= size:
+        return image
+    scale = size / max(image.size)
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                        Image.Resampling.LANCZOS)
+
+
+def _check_fps(fps: float) -> None:
+    if not 0 < fps <= 100:
+        raise UserError("--fps must be above 0 and at most 100")

@@ -84,15 +84,14 @@ def laplacian_band(images: torch.Tensor, level: int, levels: int) -> torch.Tenso
 
 
 def _blur(x: torch.Tensor, stride: int = 1, gain: float = 1.0) -> torch.Tensor:
-    """The 5x5 binomial filter as two 1-D passes, with scipy's "mirror" (torch "reflect")
-    borders; stride 2 computes only the pixels pyrDown keeps."""
-    channels = x.shape[1]
-    taps = (_BINOMIAL * gain).to(x)
+    """The 5x5 binomial filter as two 1-D passes with scipy's "mirror" (torch "reflect")
+    borders; stride 2 computes only the pixels pyrDown keeps. Sums of shifted slices: several
+    times faster on CPU than a depthwise conv2d."""
+    h, w = x.shape[-2:]
     x = F.pad(x, (2, 2, 2, 2), mode="reflect")
-    x = F.conv2d(x, taps.view(1, 1, 5, 1).expand(channels, 1, 5, 1), stride=(stride, 1),
-                 groups=channels)
-    return F.conv2d(x, taps.view(1, 1, 1, 5).expand(channels, 1, 1, 5), stride=(1, stride),
-                    groups=channels)
+    taps = (_BINOMIAL * gain).tolist()
+    x = sum(t * x[:, :, i:i + h:stride, :] for i, t in enumerate(taps))
+    return sum(t * x[:, :, :, i:i + w:stride] for i, t in enumerate(taps))
 
 
 def _pyr_down(x: torch.Tensor) -> torch.Tensor:
@@ -175,7 +174,7 @@ def _sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, dirs: list[torch.Tenso
         # 32 directions at a time bound the memory of projections and sorted copies.
         for d in repeat.T.contiguous().split(32):
             pa, pb = _sort_rows(d @ at), _sort_rows(d @ bt)
-            total += float((pa - pb).abs().mean(dim=1, dtype=torch.float64).sum())
+            total += float((pa - pb).abs_().mean(dim=1).double().sum())
     return total / sum(d.shape[1] for d in dirs)
 
 

@@ -145,3 +145,37 @@ def sample_to_files(gen: LoadedGenerator, seeds: list[int], out: Path | None,
                    out)
         written.append(out)
     return written
+
+
+def rank_by_discriminator(gen: LoadedGenerator, seeds: list[int], keep: int,
+                          truncation: float | None, batch_size: int) -> list[int]:
+    """The `keep` seeds whose images the checkpoint's discriminator scores as most real."""
+    d = checkpoint.load_discriminator_module(gen.ckpt, gen.device)
+    if d is None:
+        raise UserError(f"{gen.ckpt.path} has no discriminator; --rank-by-d needs the full "
+                        "checkpoint (RUN_DIR/checkpoints/last.safetensors)")
+    if not 1 <= keep <= len(seeds):
+        raise UserError(f"--rank-by-d {keep} must be between 1 and the number of images "
+                        f"generated ({len(seeds)}); raise -n to choose from more")
+    z = latents(seeds, gen.config.nz, truncation)
+    scores = []
+    with torch.no_grad():
+        for start in range(0, len(seeds), batch_size):
+            images = gen.net(z[start:start + batch_size].to(gen.device))
+            scores.append(d(images).float().cpu())
+    order = torch.cat(scores).argsort(descending=True)[:keep]
+    return [seeds[i] for i in order.tolist()]
+
+
+def walk_frames(gen: LoadedGenerator, walks: list[list[int]], steps: int,
+                nrow: int) -> list[np.ndarray]:
+    """Frames of several looping latent walks side by side, one grid per frame."""
+    if steps < 1 or any(len(w) < 2 for w in walks):
+        raise UserError("an interpolation needs --steps of at least 1 and at least 2 seeds "
+                        "per walk")
+    per_walk = [gen.interpolate(w, steps).numpy() for w in walks]
+    if len(walks) == 1:
+        return list(per_walk[0])
+    return [make_grid(np.stack([frames[i] for frames in per_walk]), nrow=nrow or
+                      math.isqrt(len(walks)))
+            for i in range(per_walk[0].shape[0])]

@@ -1,0 +1,164 @@
+"""Shared helpers for the benchmarks in bench/: input folders, machine state, statistics.
+
+Only the standard library is imported at module level. The benchmarks run each measurement in
+a fresh child process whose ``__main__`` is the benchmark script, and `animegan prepare` starts
+its decoding pool with the 'forkserver' method, which re-imports ``__main__`` in the server: a
+heavy import here would pre-load the workers and flatter (or burden) the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_EMOJI = REPO.parent / "shared" / "data" / "emoji-google"
+DEFAULT_WORKDIR = Path(tempfile.gettempdir()) / "animegan-bench"
+CLASS_DIR = "class0"  # torchvision ImageFolder needs one sub-folder per class
+BUILD_VERSION = 1  # bump when the way folders are generated changes
+
+
+# ---- input folders ---------------------------------------------------------------------------
+
+def build_folder(workdir: Path, kind: str, count: int, source: str = "faces",
+                 quality: int = 90) -> Path:
+    """A folder `root/class0/*.jpg` of `count` JPEGs, built once and cached in `workdir`.
+
+    kind "small": about 96 px squares (80-112 px), like the common anime-face sets.
+    kind "large": about 1024 px (960-1088 wide, 1024 high) with light sensor-like grain, so the
+                  JPEGs carry as much detail to decode as a scan or a photo would.
+    source "faces": animegan_cli.data.demo.render_face (anime faces drawn with Pillow).
+    source "emoji": the Noto Emoji PNGs of ../shared/data (Apache-2.0, Google), composited
+                    on white and resized; falls back to "faces" when the folder is absent.
+    Returns `root` (pass it to `animegan prepare` and to ImageFolder alike).
+    """
+    if source == "emoji" and not SHARED_EMOJI.is_dir():
+        print(f"note: {SHARED_EMOJI} not found, using generated faces", file=sys.stderr)
+        source = "faces"
+    spec = {"kind": kind, "count": count, "source": source, "quality": quality,
+            "version": BUILD_VERSION}
+    root = workdir / "inputs" / f"{kind}-{source}-{count}-q{quality}"
+    marker = root / ".spec.json"
+    if marker.is_file() and json.loads(marker.read_text()) == spec:
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    tmp = root.with_name(root.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / CLASS_DIR).mkdir(parents=True)
+    t0 = time.perf_counter()
+    print(f"building {count} {kind} JPEGs ({source}) in {root} ...", file=sys.stderr, flush=True)
+    make = _make_large if kind == "large" else _make_small
+    emoji = sorted(SHARED_EMOJI.glob("*.png")) if source == "emoji" else None
+    for i in range(count):
+        make(i, emoji).save(tmp / CLASS_DIR / f"{i:06d}.jpg", quality=quality)
+    (tmp / ".spec.json").write_text(json.dumps(spec))
+    tmp.rename(root)
+    print(f"  built in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    return root
+
+
+def _make_small(i: int, emoji: list[Path] | None) -> Any:
+    from PIL import Image
+
+    side = 80 + (i * 7919) % 33  # 80..112 px, deterministic
+    if emoji is None:
+        from animegan_cli.data.demo import render_face
+
+        return render_face(i, side)
+    src = Image.open(emoji[i % len(emoji)]).convert("RGBA")
+    if (i // len(emoji)) % 2:  # repeats of the same emoji are mirrored, so pixels differ
+        src = src.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    canvas = Image.new("RGBA", src.size, (255, 255, 255, 255))
+    canvas.alpha_composite(src)
+    return canvas.convert("RGB").resize((side, side), Image.Resampling.LANCZOS)
+
+
+def _make_large(i: int, emoji: list[Path] | None) -> Any:
+    import numpy as np
+    from PIL import Image
+
+    from animegan_cli.data.demo import render_face
+
+    width, height = 960 + (i * 7919) % 129, 1024
+    base = render_face(i, 256).resize((width, height), Image.Resampling.BICUBIC)
+    rng = np.random.default_rng(i)
+    grain = rng.normal(0.0, 3.0, (height, width, 1)).astype(np.float32)
+    pixels = np.clip(np.asarray(base, dtype=np.float32) + grain, 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels)
+
+
+def list_images(root: Path) -> list[Path]:
+    return sorted((root / CLASS_DIR).glob("*.jpg"))
+
+
+def warm_page_cache(root: Path) -> int:
+    """Read every file once so that all variants read from the page cache."""
+    total = 0
+    for p in list_images(root):
+        total += len(p.read_bytes())
+    return total
+
+
+# ---- machine state and statistics ------------------------------------------------------------
+
+def load_average() -> str:
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "n/a"
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def machine_line() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} logical CPUs ({cpu}), Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}")
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def run_child(argv: list[str], log: Path | None = None, timeout: float = 900) -> dict[str, Any]:
+    """Run `python SCRIPT ARGS` in a fresh process; it prints one JSON object as its last line."""
+    stderr = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        proc = subprocess.run([sys.executable, *argv], stdout=subprocess.PIPE, stderr=stderr,
+                              timeout=timeout, cwd=REPO, check=False)
+    finally:
+        if log:
+            stderr.close()
+    lines = proc.stdout.decode().strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        hint = f"; see {log}" if log else ""
+        raise RuntimeError(f"child {argv[:3]} failed with exit code {proc.returncode}{hint}")
+    return json.loads(lines[-1])
+
+
+def fmt(x: float, digits: int = 1) -> str:
+    return "n/a" if x != x else f"{x:,.{digits}f}"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |",
+           "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
