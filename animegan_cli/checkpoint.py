@@ -24,11 +24,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as save_bytes
 from torch import nn
 
 from animegan_cli import __version__
-from animegan_cli.atomic import atomic_path
+from animegan_cli.atomic import write_bytes
 from animegan_cli.errors import UserError
 from animegan_cli.models import Discriminator, Generator, ModelConfig
 
@@ -126,8 +126,9 @@ def save(path: str | os.PathLike[str], kind: str, model: ModelConfig,
                     model=model.to_json(), tool_version=__version__)
     metadata.setdefault("created", _now())
     cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(cpu, str(tmp), metadata=metadata)
+    # Serialise in memory, then write with Python's file API: a full disk then surfaces as an
+    # OSError that atomic_path turns into a clear message, not a Rust SafetensorError.
+    write_bytes(path, save_bytes(cpu, metadata=metadata))
 
 
 def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:

@@ -1,0 +1,252 @@
+"""`animegan eval`: how close a checkpoint's samples come to the data it was trained on.
+
+SWD is always computed (no network needed); FID and KID when the Inception network is
+available; `nearest=K` looks for memorised training images. `swd_for_training` is the cheap
+fixed-sample SWD the training loop can log every few epochs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from animegan_cli import metrics
+from animegan_cli.data.packed import PackedDataset, is_dataset, open_dataset
+from animegan_cli.errors import UserError
+from animegan_cli.images import make_grid, save_image
+from animegan_cli.sample import latents, load_generator
+
+DEFAULT_SAMPLES = 10_000
+# Below this many samples FID's covariance is rank-deficient (2048-d features) and FID is
+# strongly biased upwards; KID is unbiased at any size.
+FID_MIN_SAMPLES = 2048
+# SWD sorts 128 patch projections per image, level and direction: 4096 images keep a CPU run
+# to minutes and memory under a gigabyte. A fixed cap keeps values comparable between runs.
+SWD_IMAGES = 4096
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+NEAREST_SHOWN = 8  # closest pairs listed in the result; all K go into the PNG
+_CHUNK_BYTES = 64 * 1024 * 1024  # nearest-neighbour search reads the training set in chunks
+
+
+def evaluate(ckpt_path: str | os.PathLike[str], data_path: str | os.PathLike[str],
+             n: int | None = None, batch_size: int = 64, device: str = "auto",
+             inception_weights: str | os.PathLike[str] | None = None, nearest: int = 0,
+             nearest_out: str | os.PathLike[str] | None = None, seed: int = 0,
+             fid: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Score a checkpoint against a prepared dataset; a JSON-serialisable dict.
+
+    n samples (default min(10000, dataset size)) from latent seeds seed..seed+n-1. FID and KID
+    compare them with as many real images (fewer if the dataset is smaller), whose statistics
+    are cached beside the dataset. `fid=False` skips the Inception network (slow on CPU).
+    """
+    say = log or (lambda _message: None)
+    started = time.monotonic()
+    dataset = _open_prepared(Path(data_path))
+    if batch_size < 1 or nearest < 0 or seed < 0:
+        raise UserError("--batch-size must be at least 1; --nearest and --seed 0 or more")
+    gen = load_generator(ckpt_path, device)
+    size = gen.config.image_size
+    if dataset.images.shape[1:3] != (size, size):
+        raise UserError(f"{ckpt_path} draws {size}px images but {dataset.path} holds "
+                        f"{dataset.images.shape[2]}x{dataset.images.shape[1]} ones; prepare the "
+                        f"training images at the model's size: `animegan prepare SRC -o DATASET "
+                        f"--size {size}`")
+    count = min(DEFAULT_SAMPLES, len(dataset)) if n is None else n
+    if count < 2 or nearest > count:
+        raise UserError(f"-n must be at least 2 and at least --nearest ({nearest}); got {count}")
+    extractor, skipped = (metrics.find_inception(inception_weights, gen.device) if fid
+                          else (None, "turned off (--no-fid)"))
+
+    say(f"generating {count} samples on {gen.device}")
+    fake = np.concatenate(list(gen.generate(latents(range(seed, seed + count), gen.config.nz),
+                                            batch_size)))
+    result: dict[str, Any] = {
+        "checkpoint": str(ckpt_path), "dataset": str(dataset.path),
+        "dataset_fingerprint": dataset.fingerprint, "dataset_images": len(dataset),
+        "image_size": size, "samples": count, "seed": seed, "warnings": [],
+    }
+    m = min(count, len(dataset), SWD_IMAGES)
+    say(f"SWD on {m} samples and {m} training images")
+    real = dataset.images[metrics.real_subset(len(dataset), m, seed)]
+    result["swd"] = {**metrics.swd(real, fake[:m], seed=seed, device=gen.device), "images": m}
+
+    real_features = fake_features = None
+    result.update(fid=None, kid=None, inception=None, fid_skipped=skipped)
+    if extractor is not None:
+        real_count = min(count, len(dataset))
+        cache = metrics.stats_cache_path(dataset, real_count)
+        say(f"Inception features of {real_count} training images"
+            f"{' (cached)' if cache.exists() else f', cached in {cache}'}")
+        mu_r, sigma_r, real_features = metrics.real_stats(dataset, extractor, count, batch_size)
+        say(f"Inception features of {count} samples")
+        fake_features = extractor.features(fake, batch_size)
+        result["fid"] = metrics.fid_from_stats(mu_r, sigma_r, *metrics.feature_stats(fake_features))
+        # float64 matrix products: MPS has no float64, so only CUDA takes them off the CPU.
+        kid_device = gen.device if gen.device.type == "cuda" else torch.device("cpu")
+        kid_mean, kid_std = metrics.kid_from_features(real_features, fake_features, KID_SUBSETS,
+                                                      KID_SUBSET_SIZE, seed, kid_device)
+        result["kid"] = {"mean": kid_mean, "std": kid_std, "subsets": KID_SUBSETS,
+                         "subset_size": min(KID_SUBSET_SIZE, real_count, count)}
+        result["inception"] = {"weights": str(extractor.path), "sha256": extractor.sha256}
+        if count < FID_MIN_SAMPLES:
+            result["warnings"].append(
+                f"FID from {count} samples (< {FID_MIN_SAMPLES}) is biased upwards and not "
+                "comparable with published values; read KID, which is unbiased")
+        if real_count < count:
+            result["warnings"].append(f"the dataset has only {real_count} images: FID and KID "
+                                      f"compare {count} samples with {real_count} real images")
+
+    if nearest:
+        say(f"nearest training image of {nearest} samples")
+        result["nearest"] = _nearest_report(dataset, fake[:nearest], seed,
+                                            real_features, fake_features, gen.device,
+                                            Path(nearest_out) if nearest_out else None)
+    else:
+        result["nearest"] = None
+    result["seconds"] = round(time.monotonic() - started, 1)
+    return result
+
+
+def swd_for_training(generator: nn.Module, dataset_images: np.ndarray, nz: int,
+                     device: str | torch.device, n: int = 1024, seed: int = 0) -> dict[str, float]:
+    """SWD of the generator against the training images, for logging during training.
+
+    The same latents (seeds seed..seed+n-1), real images and patches every call, so successive
+    values differ only because the generator changed. The generator is run in eval mode and
+    put back in the mode it was in.
+    """
+    from animegan_cli.train.engine import to_uint8
+
+    m = min(n, len(dataset_images))
+    real = dataset_images[metrics.real_subset(len(dataset_images), m, seed)]
+    z = latents(range(seed, seed + m), nz)
+    was_training = generator.training
+    generator.eval()
+    try:
+        with torch.no_grad():
+            fake = np.concatenate([to_uint8(generator(z[i:i + 256].to(device)))
+                                   for i in range(0, m, 256)])
+    finally:
+        generator.train(was_training)
+    return metrics.swd(real, fake, seed=seed, device=device)
+
+
+def result_table(result: dict[str, Any]) -> Any:
+    """The result as a rich Table, for the terminal."""
+    from rich.table import Table
+
+    table = Table(title=f"{result['checkpoint']} vs {result['dataset']} "
+                        f"({result['samples']} samples)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("note")
+    swd = result["swd"]
+    table.add_row("SWD x1e3", f"{swd['swd']:.2f}", f"mean of levels, {swd['images']} images")
+    for key, value in swd.items():
+        if key.startswith("swd_"):
+            table.add_row(f"  {key.removeprefix('swd_')}px", f"{value:.2f}", "")
+    if result["fid"] is None:
+        table.add_row("FID / KID", "-", f"skipped: {result['fid_skipped']}")
+    else:
+        kid = result["kid"]
+        table.add_row("FID", f"{result['fid']:.2f}", "lower is better")
+        table.add_row("KID", f"{kid['mean']:.5f}", f"+- {kid['std']:.5f}, "
+                                                   f"{kid['subsets']} x {kid['subset_size']}")
+    near = result["nearest"]
+    if near:
+        table.add_row("nearest distance", f"{near['min']:.4g}",
+                      f"min; median {near['median']:.4g}, mean {near['mean']:.4g} "
+                      f"({near['space']}, {near['searched']} images searched)")
+    for warning in result["warnings"]:
+        table.add_row("[yellow]warning[/]", "", warning)
+    return table
+
+
+def _open_prepared(path: Path) -> PackedDataset:
+    if not path.exists():
+        raise UserError(f"{path} does not exist; pass the dataset folder written by "
+                        "`animegan prepare`")
+    if not is_dataset(path):
+        raise UserError(f"{path} is not a prepared dataset; run `animegan prepare {path} -o "
+                        "DATASET` first and pass DATASET")
+    return open_dataset(path)
+
+
+def _nearest_report(dataset: PackedDataset, samples: np.ndarray, seed: int,
+                    real_features: np.ndarray | None, fake_features: np.ndarray | None,
+                    device: torch.device, out: Path | None) -> dict[str, Any]:
+    """Nearest training image of each sample: in Inception space among the images FID used
+    when there are features, else in pixel space among all training images."""
+    k = len(samples)
+    if real_features is not None and fake_features is not None:
+        space = "inception"
+        index = metrics.real_subset(len(dataset), len(real_features))
+        queries = torch.from_numpy(fake_features[:k]).float()
+        refs = _chunks(torch.from_numpy(real_features).float(), lambda i: i)
+        searched = len(real_features)
+    else:
+        space = "pixels"
+        index = np.arange(len(dataset))
+        queries = _pixels(samples)
+        refs = _chunks(dataset.images, _pixels)
+        searched = len(dataset)
+    found = _nearest(queries.to(device), refs, device)
+    # Exact distances of the winners, in float64: the search's |a|^2 + |b|^2 - 2ab loses
+    # precision exactly where it matters, for near-copies.
+    if space == "inception":
+        winners = torch.from_numpy(real_features[found])
+        dist = (torch.from_numpy(fake_features[:k]) - winners).norm(dim=1)
+    else:
+        winners = _pixels(dataset.images[found])
+        # RMS difference of [0, 1] pixels: 0 is an exact copy, independent of image size.
+        dist = (queries.double() - winners.double()).square().mean(dim=1).sqrt()
+    order = torch.argsort(dist).tolist()
+    report = {
+        "space": space, "samples": k, "searched": searched,
+        "min": float(dist.min()), "median": float(dist.median()), "mean": float(dist.mean()),
+        "closest": [{"sample_seed": seed + i, "train_index": int(index[found[i]]),
+                     "distance": float(dist[i])} for i in order[:NEAREST_SHOWN]],
+        "image": str(out) if out else None,
+    }
+    if out is not None:
+        pairs = np.stack([np.stack([samples[i], dataset.images[index[found[i]]]]) for i in order])
+        save_image(make_grid(pairs.reshape(-1, *samples.shape[1:]), nrow=2 * min(k, 4)), out)
+    return report
+
+
+def _pixels(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(images, dtype=np.float32)).flatten(1) / 255
+
+
+def _chunks(refs: Any, convert: Callable[[Any], torch.Tensor]) -> Iterator[torch.Tensor]:
+    """Rows of `refs` converted to float vectors, a bounded number of bytes at a time."""
+    row_bytes = 4 * int(np.prod(refs.shape[1:]))
+    step = max(1, _CHUNK_BYTES // row_bytes)
+    for start in range(0, len(refs), step):
+        yield convert(refs[start:start + step])
+
+
+def _nearest(queries: torch.Tensor, refs: Iterator[torch.Tensor],
+             device: torch.device) -> np.ndarray:
+    """Index of the nearest reference row (L2) for each query row."""
+    best = torch.full((len(queries),), float("inf"), device=device)
+    where = torch.zeros(len(queries), dtype=torch.long, device=device)
+    q2 = queries.square().sum(dim=1, keepdim=True)
+    offset = 0
+    for chunk in refs:
+        chunk = chunk.to(device)
+        d2 = q2 + chunk.square().sum(dim=1) - 2 * queries @ chunk.T
+        value, arg = d2.min(dim=1)
+        better = value < best
+        best = torch.where(better, value, best)
+        where = torch.where(better, arg + offset, where)
+        offset += len(chunk)
+    return where.cpu().numpy()
