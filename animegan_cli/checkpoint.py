@@ -191,13 +191,16 @@ def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
     try:
         with open(path, "rb") as f:
             head = f.read(8)
-            if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
-                raise _bad(path, "it looks like a PyTorch pickle/zip file, which animegan never "
-                                 "loads because unpickling can run code; convert it to safetensors")
-            if len(head) < 8:
-                raise _bad(path, "it is too short to be a safetensors file")
-            (n,) = struct.unpack("<Q", head)
-            if n > MAX_HEADER_BYTES or n + 8 > st.st_size:
+            n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+            if not 0 <= n <= MAX_HEADER_BYTES or n + 8 > st.st_size:
+                # Only now name the likely culprit: a valid header length may begin with the
+                # same bytes as a pickle's protocol marker.
+                if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+                    raise _bad(path, "it looks like a PyTorch pickle/zip file, which animegan "
+                                     "never loads because unpickling can run code; convert it "
+                                     "to safetensors")
+                if n < 0:
+                    raise _bad(path, "it is too short to be a safetensors file")
                 raise _bad(path, f"its header claims {n} bytes, more than the file or any "
                                  "checkpoint holds (truncated or not safetensors)")
             raw = f.read(n)

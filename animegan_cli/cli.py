@@ -160,7 +160,8 @@ def train(
     keep: int | None = typer.Option(None, help="Periodic checkpoints to keep [0]."),
     on_nan: str | None = typer.Option(None, help="stop | rollback [stop]."),
     log_every: int | None = typer.Option(None, help="Steps between metrics.jsonl lines [50]."),
-    eval_every: int | None = typer.Option(None, help="Epochs between SWD evaluations [0: off]."),
+    eval_every: int | None = typer.Option(None, help="Epochs between SWD evaluations, which keep "
+                                                   "checkpoints/best.safetensors [1; 0: off]."),
     tensorboard: bool | None = typer.Option(None, "--tensorboard/--no-tensorboard",
                                             help="Also log to TensorBoard."),
 ) -> None:

@@ -244,3 +244,25 @@ def test_distributed_two_processes_on_cpu(tmp_path: Path) -> None:
     assert config["world_size"] == 2
     # The engine compares a SHA-256 of every rank's weights and buffers at the end.
     assert "all 2 ranks hold identical weights" in proc.stderr, proc.stderr[-3000:]
+
+
+def test_eval_every_logs_swd_and_keeps_the_best_generator(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = run_cli("train", "--demo", "64", "--epochs", "2", *TINY, "--eval-every", "1",
+                     "--out", run)
+    assert result.code == 0, result
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if "swd" in r]
+    assert [r["epoch"] for r in evals] == [1, 2]
+    assert all(r["swd"] > 0 and "swd_32" in r and "swd_16" in r for r in evals)
+    assert evals[0]["best"] is True
+    best = open_checkpoint(run / "checkpoints/best.safetensors")
+    best_epoch = max((r for r in evals if r["best"]), key=lambda r: r["epoch"])["epoch"]
+    assert best.kind == "generator" and best.meta["epoch"] == str(best_epoch)
+    assert "swd" in result.stderr
+    # The best value survives a resume: a third epoch is "best" only if it beats it.
+    again = run_cli("train", "--demo", "64", "--epochs", "3", "--out", run)
+    assert again.code == 0, again
+    third = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+             if '"swd"' in line][-1]
+    assert third["best"] == (third["swd"] < min(r["swd"] for r in evals))

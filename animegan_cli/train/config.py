@@ -59,7 +59,7 @@ class TrainConfig:
     keep: int = 0  # periodic checkpoints kept besides last.safetensors
     on_nan: str = "stop"
     log_every: int = 50  # steps between metrics.jsonl lines
-    eval_every: int = 0  # epochs between SWD evaluations (0: off)
+    eval_every: int = 1  # epochs between SWD evaluations (0: off)
     tensorboard: bool = False
     sample_count: int = 64
 

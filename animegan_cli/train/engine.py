@@ -42,6 +42,8 @@ from animegan_cli.train.state import Position, load_full, save_full, save_genera
 LAST = "last.safetensors"
 GENERATOR = "generator.safetensors"
 RECALIBRATION_SEED = 12345
+BEST = "best.safetensors"
+EVAL_SAMPLES = 256  # images per SWD evaluation during training: seconds on a CPU
 MAX_ROLLBACKS = 5  # --on-nan rollback gives up after this many in one invocation
 
 
@@ -187,6 +189,7 @@ class Trainer:
         self.saved_step = -1
         self.rolled_back = False
         self.rollbacks = 0
+        self.best_swd: float | None = None
         if resume_ckpt is not None:
             self._restore(resume_ckpt)
         if self.info.is_main:
@@ -278,6 +281,8 @@ class Trainer:
             if scaler.is_enabled() and isinstance(scalers.get(name), dict):
                 scaler.load_state_dict(scalers[name])
         self.resumed_from = self.saved_step = pos.step
+        best = ckpt.json("best_swd")
+        self.best_swd = float(best) if isinstance(best, (int, float)) else None
 
     def _write_config(self) -> None:
         record = {"config": asdict(self.cfg), "model": asdict(self.model_cfg),
@@ -444,17 +449,37 @@ class Trainer:
         g = self._sampling_generator()
         with torch.no_grad():
             images = g(self.fixed_noise.to(self.device))
+        eval_due = self.cfg.eval_every and self.pos.epoch % self.cfg.eval_every == 0
+        quality = self._evaluate(g) if eval_due and self.info.is_main else None
         self.G.train()
         if not self.info.is_main:
             return
         path = self.run_dir / "samples" / f"epoch_{self.pos.epoch:04d}.png"
         save_image(make_grid(to_uint8(images), nrow=8), path)
         if self.log:
+            if quality is not None:
+                self.log.write({"step": self.pos.step, "epoch": self.pos.epoch, **quality})
             plot_losses(self.log.records(), self.run_dir / "loss.png")
         shown = self.meter.shown
         stats = "  ".join(f"{k} {v:.3f}" for k, v in shown.items() if k != "images_per_s")
+        if quality is not None:
+            stats += f"  swd {quality['swd']:.2f}{' (best)' if quality['best'] else ''}"
         self.console.log(f"epoch {self.pos.epoch}/{self.cfg.epochs}  {stats}  "
                          f"{shown.get('images_per_s', 0):.0f} img/s  -> {path}")
+
+    def _evaluate(self, g: nn.Module) -> dict[str, Any]:
+        """SWD of the sampling generator on fixed latents and real images; keep the best."""
+        from animegan_cli.evaluate import swd_for_training
+
+        values = swd_for_training(g, self.data.images, self.cfg.nz, self.device,
+                                  n=EVAL_SAMPLES, seed=self.cfg.seed)
+        best = self.best_swd is None or values["swd"] < self.best_swd
+        if best:
+            self.best_swd = values["swd"]
+            prefix = "G_ema" if self.ema is not None else "G"
+            save_generator(str(self.ckpt_dir / BEST), self.model_cfg, g, prefix, self.pos,
+                           self.data.fingerprint)
+        return {**{k: round(v, 4) for k, v in values.items()}, "best": best}
 
     def _sampling_generator(self) -> nn.Module:
         """The generator to sample and share, in eval mode (callers put G back in train mode)."""
@@ -479,7 +504,7 @@ class Trainer:
             save_full(str(self.ckpt_dir / LAST), self.model_cfg, self._modules(),
                       {"opt_g": self.opt_g, "opt_d": self.opt_d}, self.noise_gen,
                       self.fixed_noise, self.pos, self.cfg.to_json(), self.data.fingerprint,
-                      scalers)
+                      scalers, {"best_swd": self.best_swd})
             prefix = "G_ema" if self.ema is not None else "G"
             save_generator(str(self.run_dir / GENERATOR), self.model_cfg, g, prefix, self.pos,
                            self.data.fingerprint)
