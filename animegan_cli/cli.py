@@ -183,9 +183,11 @@ def train(
     from animegan_cli.train.engine import train as run_train
 
     summary = run_train(RunRequest(data, demo, out, explicit, resume, force))
-    typer.echo(f"trained {summary.epochs} epochs ({summary.steps} steps) in "
-               f"{summary.seconds:.0f}s, {summary.images_per_second:.1f} images/s; "
-               f"checkpoint {summary.last_checkpoint}; samples in {summary.run_dir / 'samples'}")
+    if summary.is_main:
+        typer.echo(f"trained {summary.epochs} epochs ({summary.steps} steps) in "
+                   f"{summary.seconds:.0f}s, {summary.images_per_second:.1f} images/s; "
+                   f"checkpoint {summary.last_checkpoint}; samples in "
+                   f"{summary.run_dir / 'samples'}")
 
 
 @app.command()

@@ -82,16 +82,45 @@ def weights_digest(*modules: nn.Module) -> str:
     for module in modules:
         for name, tensor in module.state_dict().items():
             h.update(name.encode())
-            h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+                     .tobytes())
     return h.hexdigest()
 
 
-def check_in_sync(info: DistInfo, *modules: nn.Module) -> str | None:
-    """Rank 0 learns whether all ranks ended with the same weights; a mismatch is a bug."""
+def check_in_sync(info: DistInfo, device: torch.device, *modules: nn.Module) -> str | None:
+    """Every rank learns whether all ranks ended with the same weights; a mismatch is a bug.
+
+    Digests travel as byte tensors: the object collectives would pickle.
+    """
     if not info.enabled:
         return None
-    digests: list[str | None] = [None] * info.world_size
-    dist.all_gather_object(digests, weights_digest(*modules))
+    digest = weights_digest(*modules)
+    mine = torch.tensor(list(bytes.fromhex(digest)), dtype=torch.uint8, device=device)
+    gathered = [torch.empty_like(mine) for _ in range(info.world_size)]
+    dist.all_gather(gathered, mine)
+    digests = [bytes(t.cpu().tolist()).hex() for t in gathered]
     if len(set(digests)) != 1:
         raise RuntimeError(f"ranks ended with different weights: {digests}")
-    return digests[0]
+    return digest
+
+
+def broadcast_int(info: DistInfo, value: int, device: torch.device) -> int:
+    """Rank 0's value on every rank."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.broadcast(t, src=0)
+    return int(t.item())
+
+
+def ddp_wrap(module: nn.Module, device: torch.device) -> nn.Module:
+    """DDP without buffer broadcasts in forward: D runs twice before one backward, and a
+    broadcast between the two would break that graph (the buffers are averaged instead)."""
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    ids = [device.index] if device.type == "cuda" else None
+    params = inspect.signature(DDP).parameters
+    option = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+    return DDP(module, device_ids=ids, **{option: False})

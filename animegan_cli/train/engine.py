@@ -68,6 +68,7 @@ class Summary:
     images_per_second: float
     last_checkpoint: Path
     resumed_from: int
+    is_main: bool = True  # False on the other ranks of a torchrun job: they stay quiet
 
 
 @dataclass(frozen=True)
@@ -201,12 +202,9 @@ class Trainer:
         if self.request.out is not None:
             out = self.request.out
         else:
-            stamp = [time.strftime("%Y%m%d-%H%M%S")]
-            if self.info.enabled:  # every rank must write into rank 0's folder
-                import torch.distributed as tdist
-
-                tdist.broadcast_object_list(stamp, src=0)
-            out = Path("runs") / stamp[0]
+            # Every rank must write into rank 0's folder: its clock decides the name.
+            now = dist.broadcast_int(self.info, int(time.time()), self.device)
+            out = Path("runs") / time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
         if out.exists() and not out.is_dir():
             raise UserError(f"--out {out} is a file; pass a folder for the run")
         if self.info.is_main:
@@ -256,12 +254,8 @@ class Trainer:
                             f"use --batch-size {max(1, most)} or less")
         self.G_step, self.D_step = self.G, self.D
         if self.info.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [device.index] if device.type == "cuda" else None
-            # D runs twice before one backward; buffer broadcasts would break that graph.
-            self.G_step = DDP(self.G, device_ids=ids, broadcast_buffers=False)
-            self.D_step = DDP(self.D, device_ids=ids, broadcast_buffers=False)
+            self.G_step = dist.ddp_wrap(self.G, device)
+            self.D_step = dist.ddp_wrap(self.D, device)
         if cfg.compile:
             self.G_step = torch.compile(self.G_step)
             self.D_step = torch.compile(self.D_step)
@@ -384,7 +378,7 @@ class Trainer:
                     if unit == "epochs" and self.pos.epoch % every == 0:
                         self._checkpoint(periodic=True)
             self._checkpoint()
-        digest = dist.check_in_sync(info, *self._modules().values())
+        digest = dist.check_in_sync(info, self.device, *self._modules().values())
         if digest and info.is_main:
             self.console.log(f"all {info.world_size} ranks hold identical weights "
                              f"(sha256 {digest[:16]})")
@@ -394,7 +388,7 @@ class Trainer:
         done = self.pos.step - start_step
         summary = Summary(self.run_dir, self.pos.epoch, self.pos.step, seconds,
                           done * cfg.batch_size * info.world_size / max(seconds, 1e-9),
-                          self.ckpt_dir / LAST, self.resumed_from)
+                          self.ckpt_dir / LAST, self.resumed_from, info.is_main)
         if self.stop_signal is not None:
             code = 128 + int(self.stop_signal)
             raise Interrupted(code, f"stopped by {signal.Signals(self.stop_signal).name} at step "
