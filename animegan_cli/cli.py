@@ -216,8 +216,12 @@ def sample(
       animegan sample runs/x/checkpoints/last.safetensors -n 256 --rank-by-d 16 -o best.png
       animegan sample runs/x/generator.safetensors --seeds 17 -o face17.png
     """
-    from animegan_cli.sample import (load_generator, parse_seeds, rank_by_discriminator,
-                                     sample_to_files)
+    from animegan_cli.sample import (
+        load_generator,
+        parse_seeds,
+        rank_by_discriminator,
+        sample_to_files,
+    )
 
     if n < 1 or batch_size < 1 or nrow < 0 or seed < 0:
         raise UserError("-n and --batch-size must be at least 1; --seed and --nrow 0 or more")

@@ -41,7 +41,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
-            raise ValueError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
+            raise ValueError(f"unknown architecture {self.arch!r}; choose one of "
+                             f"{', '.join(ARCHS)}")
         if self.image_size not in IMAGE_SIZES:
             raise ValueError(
                 f"unsupported image size {self.image_size}; choose one of "

@@ -63,6 +63,7 @@ def test_rank_by_discriminator(tiny_run: Path, tmp_path: Path) -> None:
     assert all(0 <= int(n[4:10]) < 24 for n in names)
     again = run_cli("sample", full, "-n", "24", "--rank-by-d", "4", "--out-dir",
                     tmp_path / "top2")
+    assert again.code == 0, again
     assert sorted(p.name for p in (tmp_path / "top2").iterdir()) == names
     assert_user_error(run_cli("sample", tiny_run / "generator.safetensors", "-n", "8",
                               "--rank-by-d", "2", "-o", tmp_path / "x.png"), "no discriminator")

@@ -16,7 +16,7 @@ from conftest import TINY, assert_user_error, make_rgba_png, run_cli, write_face
 from conftest_torture import DUPLICATE_GROUPS, LINKED_DUPLICATES, build_torture_folder
 from PIL import Image
 
-from animegan_cli.data.packed import (IMAGES_FILE, MANIFEST_FILE, FORMAT, VERSION, open_dataset)
+from animegan_cli.data.packed import FORMAT, IMAGES_FILE, MANIFEST_FILE, VERSION, open_dataset
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,8 @@ def test_torture_folder_keeps_exactly_the_good_images(torture, tmp_path: Path) -
     ds = open_dataset(tmp_path / "ds")
     assert ds.images.shape == (len(kept), 32, 32, 3)
     # ... and the result trains.
-    trained = run_cli("train", tmp_path / "ds", "--epochs", "1", *TINY[2:6], "--eval-every", "0", "--batch-size",
-                      "8", "--out", tmp_path / "run")
+    trained = run_cli("train", tmp_path / "ds", "--epochs", "1", *TINY[2:6], "--eval-every",
+                      "0", "--batch-size", "8", "--out", tmp_path / "run")
     assert trained.code == 0, trained
 
 

@@ -69,7 +69,8 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise UserError(f"{file} is implausibly large for a manifest; {hint}")
         manifest = json.loads(file.read_bytes())
     except (OSError, ValueError, RecursionError) as exc:
-        raise UserError(f"{path} is not a readable animegan dataset ({_short(exc)}); {hint}") from None
+        raise UserError(f"{path} is not a readable animegan dataset ({_short(exc)}); "
+                        f"{hint}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise UserError(f"{path} is not an animegan dataset; {hint}")
     if manifest.get("version") != VERSION:

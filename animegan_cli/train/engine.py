@@ -32,7 +32,7 @@ from animegan_cli.images import make_grid, save_image
 from animegan_cli.models import ModelConfig, build
 from animegan_cli.train import distributed as dist
 from animegan_cli.train.augment import diff_augment, flip
-from animegan_cli.train.config import MODEL_FIELDS, resolve
+from animegan_cli.train.config import DEVICES, MODEL_FIELDS, resolve
 from animegan_cli.train.ema import EMA, recalibrate_batchnorm
 from animegan_cli.train.feeder import Feeder
 from animegan_cli.train.logs import MetricsLog, plot_losses
@@ -79,6 +79,8 @@ class TrainData:
 
 
 def select_device(name: str, local_rank: int = 0) -> torch.device:
+    if name not in DEVICES:
+        raise UserError(f"--device {name!r} is not one of: {', '.join(DEVICES)}")
     if name == "auto":
         if torch.cuda.is_available():
             name = "cuda"
@@ -156,6 +158,8 @@ class Trainer:
         dist.init(self.info, self.device)
         self.run_dir = self._run_dir()
         self.ckpt_dir = self.run_dir / "checkpoints"
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise UserError(f"--out {self.run_dir} is a file; pass a folder for the run")
         last = self.ckpt_dir / LAST
         resume_ckpt = None
         if last.exists():
@@ -184,6 +188,7 @@ class Trainer:
                 raise UserError(f"{self.run_dir} was trained on a different dataset (fingerprint "
                                 f"{str(old)[:12]}, now {self.data.fingerprint[:12]}); pass --force "
                                 "to continue on this data anyway, or use a new --out")
+        self._create_run_dir()  # only now: a refused run leaves nothing behind
         self._build()
         self.pos = Position()
         self.resumed_from = 0
@@ -205,8 +210,10 @@ class Trainer:
             # Every rank must write into rank 0's folder: its clock decides the name.
             now = dist.broadcast_int(self.info, int(time.time()), self.device)
             out = Path("runs") / time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-        if out.exists() and not out.is_dir():
-            raise UserError(f"--out {out} is a file; pass a folder for the run")
+        return out
+
+    def _create_run_dir(self) -> None:
+        out = self.run_dir
         if self.info.is_main:
             try:
                 (out / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -218,7 +225,6 @@ class Trainer:
                 raise UserError(f"cannot write to --out {out} ({exc.strerror}); choose a writable "
                                 "folder") from None
         dist.barrier(self.info)
-        return out
 
     def _build(self) -> None:
         cfg, device = self.cfg, self.device

@@ -50,9 +50,9 @@ def save_full(path: str, model: ModelConfig, modules: dict[str, nn.Module],
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng/cuda/{i}"] = s
     tensors["fixed_noise"] = fixed_noise
-    meta = {"epoch": pos.epoch, "epoch_step": pos.epoch_step, "step": pos.step, "train_config": config_json,
-            "dataset_fingerprint": fingerprint, "lr": lrs, "scalers": scalers,
-            **(extra_meta or {})}
+    meta = {"epoch": pos.epoch, "epoch_step": pos.epoch_step, "step": pos.step,
+            "train_config": config_json, "dataset_fingerprint": fingerprint, "lr": lrs,
+            "scalers": scalers, **(extra_meta or {})}
     checkpoint.save(path, "full", model, tensors, meta)
 
 
