@@ -77,8 +77,11 @@ def load_full(ckpt: Checkpoint, modules: dict[str, nn.Module],
         _load_adam(ckpt, prefix, opt, lrs.get(prefix) if isinstance(lrs, dict) else None)
     ckpt.check_tensor("fixed_noise", torch.float32, fixed_noise_shape)
     ckpt.check_tensor("rng/noise", torch.uint8, tuple(noise_gen.get_state().shape))
-    values = ckpt.read(["fixed_noise", "rng/noise"])
+    ckpt.check_tensor("rng/torch_cpu", torch.uint8, tuple(torch.get_rng_state().shape))
+    values = ckpt.read(["fixed_noise", "rng/noise", "rng/torch_cpu"])
     noise_gen.set_state(values["rng/noise"])
+    torch.set_rng_state(values["rng/torch_cpu"])
+    _restore_cuda_rng(ckpt)
     pos = Position(*(_int_meta(ckpt, k) for k in ("epoch", "epoch_step", "step")))
     scalers = ckpt.json("scalers", {})
     return pos, values["fixed_noise"], scalers if isinstance(scalers, dict) else {}
@@ -114,6 +117,20 @@ def _load_adam(ckpt: Checkpoint, prefix: str, opt: torch.optim.Optimizer,
         for group in groups:
             group["lr"] = float(lr)
     opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _restore_cuda_rng(ckpt: Checkpoint) -> None:
+    """The global CUDA generators, when this machine has as many GPUs as the one that saved."""
+    if not torch.cuda.is_available():
+        return
+    states = torch.cuda.get_rng_state_all()
+    names = [f"rng/cuda/{i}" for i in range(len(states))]
+    if not all(name in ckpt.tensors for name in names):
+        return
+    for name, state in zip(names, states):
+        ckpt.check_tensor(name, torch.uint8, tuple(state.shape))
+    values = ckpt.read(names)
+    torch.cuda.set_rng_state_all([values[name] for name in names])
 
 
 def _int_meta(ckpt: Checkpoint, key: str) -> int:
