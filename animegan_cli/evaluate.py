@@ -28,7 +28,8 @@ DEFAULT_SAMPLES = 10_000
 # strongly biased upwards; KID is unbiased at any size.
 FID_MIN_SAMPLES = 2048
 # SWD sorts 128 patch projections per image, level and direction: 4096 images keep a CPU run
-# to minutes and memory under a gigabyte. A fixed cap keeps values comparable between runs.
+# to a few minutes and memory near a gigabyte. A fixed cap keeps values comparable between
+# runs (SWD depends on the number of images).
 SWD_IMAGES = 4096
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000

@@ -1,0 +1,33 @@
+"""`animegan eval` through the real command line (the metrics themselves: test_metrics.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import assert_user_error, run_cli, write_faces
+from PIL import Image
+
+
+def test_eval_reports_swd_as_json_and_finds_neighbours(tiny_run: Path, tmp_path: Path) -> None:
+    write_faces(tmp_path / "src", 40)
+    assert run_cli("prepare", tmp_path / "src", "-o", tmp_path / "ds", "--size", "32").code == 0
+    result = run_cli("eval", tiny_run / "generator.safetensors", tmp_path / "ds", "-n", "40",
+                     "--no-fid", "--json", "--nearest", "4", "--nearest-out",
+                     tmp_path / "pairs.png")
+    assert result.code == 0, result
+    report = json.loads(result.stdout)
+    assert report["samples"] == 40 and report["fid"] is None
+    assert report["swd"]["swd"] > 0 and set(report["swd"]) >= {"swd_32", "swd_16"}
+    assert report["nearest"]["min"] <= report["nearest"]["median"]
+    with Image.open(tmp_path / "pairs.png") as im:
+        assert im.width > im.height  # sample | neighbour side by side
+
+
+def test_eval_table_and_errors(tiny_run: Path, tmp_path: Path) -> None:
+    write_faces(tmp_path / "src", 12)
+    table = run_cli("eval", tiny_run / "generator.safetensors", tmp_path / "src", "--no-fid")
+    assert_user_error(table, "animegan prepare")
+    assert run_cli("prepare", tmp_path / "src", "-o", tmp_path / "ds64").code == 0
+    assert_user_error(run_cli("eval", tiny_run / "generator.safetensors", tmp_path / "ds64",
+                              "--no-fid"), "--size 32")
