@@ -98,11 +98,12 @@ class Checkpoint:
         for name, tensor in expected.items():
             info = found[name]
             if info.shape != tuple(tensor.shape) or info.dtype != tensor.dtype:
+                needs = _describe(TensorInfo(tensor.dtype, tuple(tensor.shape)))
                 raise _bad(self.path, f"{prefix}/{name} is {_describe(info)}, the architecture "
-                                      f"needs {_describe(TensorInfo(tensor.dtype, tuple(tensor.shape)))}")
+                                      f"needs {needs}")
 
     def load_module(self, prefix: str, module: nn.Module) -> None:
-        """Load `prefix/...` tensors into `module`, insisting on exactly its names, shapes, dtypes."""
+        """Load `prefix/...` tensors into `module`: exactly its names, shapes and dtypes."""
         self.check_module(prefix, module)
         expected = module.state_dict()
         values = self.read([f"{prefix}/{n}" for n in expected])
