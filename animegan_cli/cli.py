@@ -475,5 +475,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    print(f"animegan: error: {message}", file=sys.stderr)
+    # Messages may quote hostile input: one printable line, of bounded length, whatever it held.
+    line = "".join(ch if ch.isprintable() else "?" for ch in message)
+    if len(line) > 2000:
+        line = line[:2000] + "..."
+    print(f"animegan: error: {line}", file=sys.stderr)
     sys.exit(code)

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 FRAME_PATTERN = re.compile(r"(\d+)")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+FRAME_FORMATS = ["PNG", "JPEG", "WEBP", "BMP"]
+MAX_FRAME_PIXELS = 64_000_000
 
 
 def find_frames(source: Path) -> list[tuple[int, Path]]:
@@ -108,12 +110,7 @@ def make_gif(source: Path, out: Path | None = None, fps: float = 2.0, loop: int 
     images: list[np.ndarray] = []
     first_size: tuple[int, int] | None = None
     for number, path in frames:
-        try:
-            with Image.open(path) as im:
-                image = im.convert("RGB")
-        except OSError as exc:
-            raise UserError(f"cannot read frame {path} ({exc}); remove it or re-run training") \
-                from None
+        image = _read_frame(path)
         first_size = first_size or image.size
         if image.size != first_size:
             image = image.resize(first_size, Image.Resampling.LANCZOS)
@@ -145,6 +142,20 @@ def _fit(image: Image.Image, size: int) -> Image.Image:
     scale = size / max(image.size)
     return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                         Image.Resampling.LANCZOS)
+
+
+def _read_frame(path: Path) -> Image.Image:
+    """One frame, from a restricted set of decoders, refused from the header when huge."""
+    try:
+        with Image.open(path, formats=FRAME_FORMATS) as im:
+            if im.width * im.height > MAX_FRAME_PIXELS:
+                raise UserError(f"frame {path} claims {im.width}x{im.height} pixels; remove it "
+                                "or re-run training")
+            return im.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise UserError(f"cannot read frame {path} ({reason}); remove it or re-run "
+                        "training") from None
 
 
 def _check_fps(fps: float) -> None:

@@ -454,6 +454,11 @@ def _read_stats(path: Path, meta: dict[str, str], n: int
         with safe_open(str(path), framework="pt") as f:
             if f.metadata() != meta or set(f.keys()) != {"mu", "sigma", "features"}:
                 return None
+            # The dataset folder may be hostile: shapes are checked before anything is read.
+            d = f.get_slice("mu").get_shape()[0] if len(f.get_slice("mu").get_shape()) == 1 else -1
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in ("mu", "sigma", "features")}
+            if d > 65536 or shapes != {"mu": (d,), "sigma": (d, d), "features": (n, d)}:
+                return None
             mu, sigma, features = (f.get_tensor(k) for k in ("mu", "sigma", "features"))
     except (OSError, SafetensorError):
         return None

@@ -443,10 +443,7 @@ def test_a_resume_sweeps_what_killed_writes_left(story: Story) -> None:
     left = set()
     for earlier, later in zip(story.trials, story.trials[1:]):
         left |= set(earlier.partials_after) & set(later.partials_after)
-    assert not {n for n in left if n.startswith("checkpoints/")}, left
-    if left:
-        pytest.xfail(f"engine bug, reported to the lead: a resume sweeps only checkpoints/, "
-                     f"so killed writes of generator.safetensors or samples/ stay: {sorted(left)}")
+    assert not left, left
 
 
 @pytest.mark.parametrize(("kind", "code"), [("SIGINT", 130), ("SIGTERM", 143)])

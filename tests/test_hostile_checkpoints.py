@@ -457,27 +457,6 @@ CASES: list[Case] = [
     file_case("safetensors-not-animegan", _not_animegan),
 ]
 
-# Bugs outside checkpoint.py, reported to the lead with these cases as reproductions. The
-# markers are strict: once a bug is fixed its cases pass, XPASS fails, and the marker goes.
-ENGINE_BUG = "engine (reported): resume trusts the types of the saved train_config"
-ALLOC_BUG = ("engine (reported): a bare resume allocates the network the checkpoint claims "
-             "before checking its tensors")
-LR_BUG = "engine (reported): state._load_adam quotes an invalid saved lr with unbounded repr()"
-INFO_BUG = "info (reported): `info` does not check the tensors against the architecture"
-KNOWN_BUGS: dict[tuple[str, str], str] = {
-    ("train-resume", "metadata-lr-huge-string"): LR_BUG,
-    ("train-resume-bare", "metadata-lr-huge-string"): LR_BUG,
-    **{("info", case): INFO_BUG for case in ("dtype-int8", "dtype-float64", "wrong-shape",
-                                             "missing-tensor", "extra-tensors",
-                                             "metadata-largest-network-tiny-file")},
-    ("train-resume", "train-config-wrong-type"): ENGINE_BUG,
-    ("train-resume-bare", "train-config-wrong-type"): ENGINE_BUG,
-    ("train-resume", "train-config-seed-overflow"): ENGINE_BUG,
-    ("train-resume-bare", "train-config-seed-overflow"): ENGINE_BUG,
-    ("train-resume-bare", "metadata-largest-network-tiny-file"): ALLOC_BUG,
-}
-
-
 # ---- the commands ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -537,12 +516,7 @@ def _pairs() -> list[Any]:
         for case in CASES:
             if case.commands is not None and command.name not in case.commands:
                 continue
-            marks = []
-            if (command.name, case.name) in KNOWN_BUGS:
-                marks.append(pytest.mark.xfail(reason=KNOWN_BUGS[command.name, case.name],
-                                               strict=True))
-            params.append(pytest.param(command, case, id=f"{command.name}-{case.name}",
-                                       marks=marks))
+            params.append(pytest.param(command, case, id=f"{command.name}-{case.name}"))
     return params
 
 

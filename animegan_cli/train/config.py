@@ -8,6 +8,7 @@ run with the settings it was started with, and any option typed again overrides 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -89,6 +90,7 @@ class TrainConfig:
             (self.lr_g > 0 and self.lr_d > 0, "learning rates must be positive"),
             (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1/--beta2 must be in [0, 1)"),
             (self.d_steps >= 1, "--d-steps must be at least 1"),
+            (0 <= self.seed < 2**32, "--seed must be from 0 to 4294967295"),
             (0 <= self.label_smoothing < 0.5, "--label-smoothing must be in [0, 0.5)"),
             (0 < self.ema_beta < 1, "--ema-beta must be in (0, 1)"),
             (self.keep >= 0, "--keep must be 0 or more"),
@@ -111,11 +113,34 @@ class TrainConfig:
         return json.dumps(asdict(self), sort_keys=True)
 
 
+def _type_ok(default: Any, value: Any, key: str) -> bool:
+    """A saved value must have its option's type (ints within 64 bits, finite floats)."""
+    if value is None:
+        return key in ("ngf", "ndf", "max_steps")
+    if isinstance(default, bool) or key in ("ngf", "ndf", "max_steps"):
+        expected: type = bool if isinstance(default, bool) else int
+    else:
+        expected = type(default)
+    if expected is float and type(value) is int:
+        value = float(value)
+    if type(value) is not expected:
+        return False
+    if expected is int:
+        return -(2**63) <= value < 2**63
+    if expected is float:
+        return math.isfinite(value)
+    return expected is bool or len(value) < 100
+
+
 def resolve(explicit: dict[str, Any], saved: dict[str, Any] | None = None) -> TrainConfig:
     """Defaults <- the resumed run's config <- what the user typed; then validate."""
     base = TrainConfig()
     known = {f.name for f in fields(TrainConfig)}
     if saved:
-        base = replace(base, **{k: v for k, v in saved.items()
-                                if k in known and k not in SESSION_FIELDS})
+        inherited = {k: v for k, v in saved.items() if k in known and k not in SESSION_FIELDS}
+        for key, value in inherited.items():  # the checkpoint may be hostile: check each type
+            if not _type_ok(getattr(base, key), value, key):
+                raise UserError(f"the run's saved option {key!r} has an invalid value; start a "
+                                "new run with a new --out")
+        base = replace(base, **inherited)
     return replace(base, **{k: v for k, v in explicit.items() if v is not None}).validate()

@@ -29,7 +29,7 @@ from animegan_cli import checkpoint
 from animegan_cli.atomic import write_bytes
 from animegan_cli.errors import Diverged, Interrupted, UserError
 from animegan_cli.images import make_grid, save_image
-from animegan_cli.models import ModelConfig, build
+from animegan_cli.models import Discriminator, Generator, ModelConfig, build
 from animegan_cli.train import distributed as dist
 from animegan_cli.train.augment import diff_augment, flip
 from animegan_cli.train.config import DEVICES, MODEL_FIELDS, resolve
@@ -188,6 +188,8 @@ class Trainer:
                 raise UserError(f"{self.run_dir} was trained on a different dataset (fingerprint "
                                 f"{str(old)[:12]}, now {self.data.fingerprint[:12]}); pass --force "
                                 "to continue on this data anyway, or use a new --out")
+        if resume_ckpt is not None:
+            self._check_shapes(resume_ckpt)  # before allocating what the file claims
         self._create_run_dir()  # only now: a refused run leaves nothing behind
         self._build()
         self.pos = Position()
@@ -200,8 +202,16 @@ class Trainer:
             self._restore(resume_ckpt)
         if self.info.is_main:
             self._write_config()
-            for stale in self.ckpt_dir.glob(".*.partial"):  # left by a kill mid-write
-                stale.unlink(missing_ok=True)
+            for folder in (self.run_dir, self.ckpt_dir, self.run_dir / "samples"):
+                for stale in folder.glob(".*.partial"):  # left by a kill mid-write
+                    stale.unlink(missing_ok=True)
+
+    def _check_shapes(self, ckpt: checkpoint.Checkpoint) -> None:
+        with torch.device("meta"):
+            g, d = Generator(self.model_cfg), Discriminator(self.model_cfg)
+        for prefix, module in (("G", g), ("D", d), ("G_ema", g)):
+            if prefix != "G_ema" or self.cfg.ema:
+                ckpt.check_module(prefix, module)
 
     def _run_dir(self) -> Path:
         if self.request.out is not None:
@@ -277,6 +287,11 @@ class Trainer:
                                                                  "opt_d": self.opt_d},
                                         self.noise_gen, tuple(self.fixed_noise.shape))
         self.pos, self.fixed_noise = pos, fixed
+        # The saved learning rates (halved by rollbacks) hold unless the user typed new ones.
+        for key, opt in (("lr_g", self.opt_g), ("lr_d", self.opt_d)):
+            if key in self.request.explicit:
+                for group in opt.param_groups:
+                    group["lr"] = getattr(self.cfg, key)
         for name, scaler in (("d", self.scaler_d), ("g", self.scaler_g)):
             if scaler.is_enabled() and isinstance(scalers.get(name), dict):
                 scaler.load_state_dict(scalers[name])

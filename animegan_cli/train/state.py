@@ -113,7 +113,8 @@ def _load_adam(ckpt: Checkpoint, prefix: str, opt: torch.optim.Optimizer,
     groups = opt.state_dict()["param_groups"]
     if lr is not None:
         if not isinstance(lr, (int, float)) or not 0 < lr < 1:
-            raise UserError(f"{ckpt.path}: saved learning rate {lr!r} is invalid")
+            raise UserError(f"{ckpt.path}: its saved learning rate is invalid; start a new run "
+                            "with a new --out")
         for group in groups:
             group["lr"] = float(lr)
     opt.load_state_dict({"state": state, "param_groups": groups})
