@@ -56,34 +56,44 @@ class MetricsLog:
             self.writer.close()
 
 
-def plot_losses(records: list[dict[str, Any]], path: Path, width: int = 800,
-                height: int = 400) -> None:
-    """A plain line chart of the loss (and SWD) curves against step, drawn with Pillow."""
-    image = Image.new("RGB", (width, height), "white")
+def plot_losses(records: list[dict[str, Any]], path: Path, width: int = 800) -> None:
+    """Loss curves against step, with SWD in a panel of its own below (its scale differs by
+    two orders of magnitude), drawn with Pillow."""
+    panels = [("loss_d", "loss_g")]
+    if any("swd" in r for r in records):
+        panels.append(("swd",))
+    height = 300
+    image = Image.new("RGB", (width, height * len(panels)), "white")
     draw = ImageDraw.Draw(image)
-    left, right, top, bottom = 60, width - 20, 20, height - 40
-    draw.rectangle((left, top, right, bottom), outline=(120, 120, 120))
-    series = {k: [(r["step"], r[k]) for r in records
-                  if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]
-              for k in SERIES_COLOURS}
-    points = [p for values in series.values() for p in values]
-    if points:
-        steps = [p[0] for p in points]
-        values = [p[1] for p in points]
-        x0, x1 = min(steps), max(max(steps), min(steps) + 1)
-        y0, y1 = min(0.0, min(values)), max(values) * 1.05 + 1e-6
-        for frac in np.linspace(0, 1, 5):
-            y = bottom - frac * (bottom - top)
-            draw.line((left, y, right, y), fill=(230, 230, 230))
-            draw.text((5, y - 6), f"{y0 + frac * (y1 - y0):.2f}", fill=(80, 80, 80))
-        draw.text((left, bottom + 8), f"step {x0}", fill=(80, 80, 80))
-        draw.text((right - 80, bottom + 8), f"step {x1}", fill=(80, 80, 80))
-        for i, (name, values_) in enumerate(series.items()):
-            if not values_:
-                continue
-            xy = [(left + (s - x0) / (x1 - x0) * (right - left),
-                   bottom - (v - y0) / (y1 - y0) * (bottom - top)) for s, v in values_]
-            if len(xy) > 1:
-                draw.line(xy, fill=SERIES_COLOURS[name], width=2)
-            draw.text((left + 10 + 90 * i, top + 5), name, fill=SERIES_COLOURS[name])
+    steps = [r["step"] for r in records if isinstance(r.get("step"), int)]
+    x_range = (min(steps), max(max(steps), min(steps) + 1)) if steps else (0, 1)
+    for index, names in enumerate(panels):
+        series = {k: [(r["step"], r[k]) for r in records
+                      if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]
+                  for k in names}
+        _panel(draw, series, x_range, (60, index * height + 20, width - 20,
+                                       (index + 1) * height - 40))
     save_image(np.asarray(image), path)
+
+
+def _panel(draw: ImageDraw.ImageDraw, series: dict[str, list[tuple[int, float]]],
+           x_range: tuple[int, int], box: tuple[int, int, int, int]) -> None:
+    left, top, right, bottom = box
+    draw.rectangle(box, outline=(120, 120, 120))
+    values = [v for points in series.values() for _, v in points]
+    if not values:
+        return
+    x0, x1 = x_range
+    y0, y1 = min(0.0, min(values)), max(values) * 1.05 + 1e-6
+    for frac in np.linspace(0, 1, 5):
+        y = bottom - frac * (bottom - top)
+        draw.line((left, y, right, y), fill=(230, 230, 230))
+        draw.text((5, y - 6), f"{y0 + frac * (y1 - y0):.2f}", fill=(80, 80, 80))
+    draw.text((left, bottom + 8), f"step {x0}", fill=(80, 80, 80))
+    draw.text((right - 80, bottom + 8), f"step {x1}", fill=(80, 80, 80))
+    for i, (name, points) in enumerate(series.items()):
+        xy = [(left + (s - x0) / (x1 - x0) * (right - left),
+               bottom - (v - y0) / (y1 - y0) * (bottom - top)) for s, v in points]
+        if len(xy) > 1:
+            draw.line(xy, fill=SERIES_COLOURS[name], width=2)
+        draw.text((left + 10 + 90 * i, top + 5), name, fill=SERIES_COLOURS[name])
