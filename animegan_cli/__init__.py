@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from animegan_cli.sample import Generator
+    from animegan_cli.sample import LoadedGenerator
 
 
-def load_generator(path: str, device: str = "auto") -> Generator:
+def load_generator(path: str, device: str = "auto") -> LoadedGenerator:
     """Load a checkpoint (full or generator-only) as a ready-to-sample generator."""
     from animegan_cli.sample import load_generator as _load
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,8 @@ def prepare(
 def _with_progress(console: Any, label: str, job: Any) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    # No refresh thread (auto_refresh off): prepare may fork its decoding workers, which is
+    # only safe from a single-threaded process. The callback redraws at most 10 times a second.
     with Progress(
         f"[bold]{label}",
         BarColumn(),
@@ -131,9 +134,19 @@ def _with_progress(console: Any, label: str, job: Any) -> Any:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        auto_refresh=False,
     ) as progress:
         task = progress.add_task(label, total=None)
-        return job(lambda done, total: progress.update(task, completed=done, total=total))
+        last = [0.0]
+
+        def update(done: int, total: int) -> None:
+            now = time.monotonic()
+            redraw = now - last[0] >= 0.1 or done == total
+            if redraw:
+                last[0] = now
+            progress.update(task, completed=done, total=total, refresh=redraw)
+
+        return job(update)
 
 
 @app.command()

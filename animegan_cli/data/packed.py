@@ -130,12 +130,13 @@ class DatasetWriter:
         data = np.ascontiguousarray(image, dtype=np.uint8)
         if data.shape != (self.size, self.size, 3):
             raise ValueError(f"expected a {self.size}x{self.size}x3 image, got {data.shape}")
+        raw = memoryview(data).cast("B")
         try:
-            self._file.write(data.tobytes())
+            self._file.write(raw)
         except OSError as exc:
             self.abort()
             raise disk_error(exc, self.out) from exc
-        self._hash.update(data.tobytes())
+        self._hash.update(raw)
         if len(self.previews) < preview_slots:
             self.previews.append(data)
         self.count += 1

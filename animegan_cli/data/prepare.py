@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -142,9 +143,12 @@ def _decode_all(candidates: list[Candidate], options: PrepareOptions
         for cand, path in zip(candidates, paths):
             yield cand, decode_file(path, options.decode)
         return
-    # forkserver: workers start clean even when the parent has imported torch (train on a
-    # raw folder); fork after torch's threads started can deadlock.
-    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    # fork starts workers 15x faster (bench/prepare_throughput.py), but only a single-threaded
+    # parent may fork safely: once torch is imported (train on a raw folder) its OpenMP
+    # threads exist, and forkserver gives clean workers instead.
+    linux = sys.platform.startswith("linux")
+    single_threaded = "torch" not in sys.modules and threading.active_count() == 1
+    method = ("fork" if single_threaded else "forkserver") if linux else "spawn"
     ctx = multiprocessing.get_context(method)
     chunk = max(1, min(64, len(paths) // (workers * 8)))
     with ctx.Pool(workers) as pool:
@@ -160,5 +164,6 @@ def _preview_png(previews: list[np.ndarray]) -> bytes | None:
     if not previews:
         return None
     buf = io.BytesIO()
-    Image.fromarray(make_grid(np.stack(previews), nrow=8)).save(buf, format="PNG")
+    Image.fromarray(make_grid(np.stack(previews), nrow=8)).save(buf, format="PNG",
+                                                                  compress_level=1)
     return buf.getvalue()
