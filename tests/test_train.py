@@ -266,3 +266,25 @@ def test_eval_every_logs_swd_and_keeps_the_best_generator(tmp_path: Path) -> Non
     third = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
              if '"swd"' in line][-1]
     assert third["best"] == (third["swd"] < min(r["swd"] for r in evals))
+
+
+def test_compile_trains_and_saves_plain_weights(tmp_path: Path) -> None:
+    """--compile (slow to start: one compilation) writes the same checkpoint layout."""
+    run = tmp_path / "run"
+    result = run_cli("train", "--demo", "32", "--epochs", "1", *TINY, "--compile", "--out", run)
+    assert result.code == 0, result
+    assert "torch.compile" in result.stderr
+    names = set(open_checkpoint(run / "checkpoints/last.safetensors").tensors)
+    assert not any("_orig_mod" in name for name in names)
+    # and a plain run can continue it
+    resumed = run_cli("train", "--demo", "32", "--epochs", "2", "--out", run)
+    assert resumed.code == 0 and "resuming at step 2" in resumed.stderr, resumed
+
+
+def test_tensorboard_logging(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard", reason="the optional 'tensorboard' extra is not installed")
+    run = tmp_path / "run"
+    result = run_cli("train", "--demo", "32", "--epochs", "1", *TINY, "--tensorboard",
+                     "--out", run)
+    assert result.code == 0, result
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
