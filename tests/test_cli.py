@@ -80,6 +80,10 @@ def test_unknown_option_values(tmp_path: Path) -> None:
                               tmp_path / "r"), "image size")
     assert_user_error(run_cli("prepare", tmp_path, "-o", tmp_path / "ds", "--crop", "zoom"),
                       "--crop")
+    assert_user_error(run_cli("prepare", tmp_path, "-o", tmp_path / "ds", "--size", "1000"),
+                      "--size")
+    assert_user_error(run_cli("prepare", tmp_path, "-o", tmp_path / "ds", "--size", "0"),
+                      "--size")
     assert_user_error(run_cli("train", "--demo", "16", "--no-such-option"), "--help")
     assert_user_error(run_cli("train", "--demo", "16", "--epochs", "many"), "--epochs")
 
