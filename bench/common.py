@@ -30,12 +30,13 @@ BUILD_VERSION = 1  # bump when the way folders are generated changes
 # ---- input folders ---------------------------------------------------------------------------
 
 def build_folder(workdir: Path, kind: str, count: int, source: str = "faces",
-                 quality: int = 90) -> Path:
+                 quality: int = 90, grain: float = 3.0) -> Path:
     """A folder `root/class0/*.jpg` of `count` JPEGs, built once and cached in `workdir`.
 
     kind "small": about 96 px squares (80-112 px), like the common anime-face sets.
-    kind "large": about 1024 px (960-1088 wide, 1024 high) with light sensor-like grain, so the
-                  JPEGs carry as much detail to decode as a scan or a photo would.
+    kind "large": about 1024 px (960-1088 wide, 1024 high), faces drawn at 256 px and enlarged,
+                  plus gaussian grain of sigma `grain` (3: as much detail to decode as a scan
+                  or photo, ~195 KB a file; 0: smooth illustration, ~80 KB).
     source "faces": animegan_cli.data.demo.render_face (anime faces drawn with Pillow).
     source "emoji": the Noto Emoji PNGs of ../shared/data (Apache-2.0, Google), composited
                     on white and resized; falls back to "faces" when the folder is absent.
@@ -44,9 +45,12 @@ def build_folder(workdir: Path, kind: str, count: int, source: str = "faces",
     if source == "emoji" and not SHARED_EMOJI.is_dir():
         print(f"note: {SHARED_EMOJI} not found, using generated faces", file=sys.stderr)
         source = "faces"
-    spec = {"kind": kind, "count": count, "source": source, "quality": quality,
+    if kind == "small":
+        grain = 0.0
+    spec = {"kind": kind, "count": count, "source": source, "quality": quality, "grain": grain,
             "version": BUILD_VERSION}
-    root = workdir / "inputs" / f"{kind}-{source}-{count}-q{quality}"
+    name = f"{kind}-{source}-{count}-q{quality}" + (f"-grain{grain:g}" if grain else "")
+    root = workdir / "inputs" / name
     marker = root / ".spec.json"
     if marker.is_file() and json.loads(marker.read_text()) == spec:
         return root
@@ -58,10 +62,10 @@ def build_folder(workdir: Path, kind: str, count: int, source: str = "faces",
     (tmp / CLASS_DIR).mkdir(parents=True)
     t0 = time.perf_counter()
     print(f"building {count} {kind} JPEGs ({source}) in {root} ...", file=sys.stderr, flush=True)
-    make = _make_large if kind == "large" else _make_small
     emoji = sorted(SHARED_EMOJI.glob("*.png")) if source == "emoji" else None
     for i in range(count):
-        make(i, emoji).save(tmp / CLASS_DIR / f"{i:06d}.jpg", quality=quality)
+        image = _make_large(i, grain) if kind == "large" else _make_small(i, emoji)
+        image.save(tmp / CLASS_DIR / f"{i:06d}.jpg", quality=quality)
     (tmp / ".spec.json").write_text(json.dumps(spec))
     tmp.rename(root)
     print(f"  built in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
@@ -84,7 +88,7 @@ def _make_small(i: int, emoji: list[Path] | None) -> Any:
     return canvas.convert("RGB").resize((side, side), Image.Resampling.LANCZOS)
 
 
-def _make_large(i: int, emoji: list[Path] | None) -> Any:
+def _make_large(i: int, grain: float) -> Any:
     import numpy as np
     from PIL import Image
 
@@ -92,9 +96,11 @@ def _make_large(i: int, emoji: list[Path] | None) -> Any:
 
     width, height = 960 + (i * 7919) % 129, 1024
     base = render_face(i, 256).resize((width, height), Image.Resampling.BICUBIC)
+    if not grain:
+        return base
     rng = np.random.default_rng(i)
-    grain = rng.normal(0.0, 3.0, (height, width, 1)).astype(np.float32)
-    pixels = np.clip(np.asarray(base, dtype=np.float32) + grain, 0, 255).astype(np.uint8)
+    noise = rng.normal(0.0, grain, (height, width, 1)).astype(np.float32)
+    pixels = np.clip(np.asarray(base, dtype=np.float32) + noise, 0, 255).astype(np.uint8)
     return Image.fromarray(pixels)
 
 

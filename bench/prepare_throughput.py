@@ -38,17 +38,93 @@ TARGETS = {"small": 1.5, "large": 4.0}  # a/b
 
 # ---- the variants (each runs in its own child process) --------------------------------------
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of every descendant it has waited for (user + system)."""
+    import resource
+
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def stop_forkserver() -> None:
+    """Reap the forkserver (which reaped the pool's workers), so their CPU time is counted."""
+    from multiprocessing import forkserver
+
+    stop = getattr(forkserver._forkserver, "_stop", None)
+    if stop is not None:
+        stop()
+
 def variant_a(root: Path, out: Path, workers: int) -> dict:
     from animegan_cli.data.decode import DecodeOptions
     from animegan_cli.data.prepare import PrepareOptions, prepare
 
     shutil.rmtree(out, ignore_errors=True)
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     result = prepare(root, out, PrepareOptions(DecodeOptions(size=64), workers=workers))
     seconds = time.perf_counter() - t0
+    stop_forkserver()
+    cpu = cpu_seconds() - cpu0
     assert not result.up_to_date
     shutil.rmtree(out, ignore_errors=True)
-    return {"seconds": seconds, "images": result.kept}
+    return {"seconds": seconds, "cpu": cpu, "images": result.kept}
+
+
+def _patched_start(kind: str) -> None:
+    """Experiments only (the package is not changed): how prepare's pool is started."""
+    import multiprocessing
+
+    from animegan_cli.data import prepare as prep
+
+    class Shim:
+        @staticmethod
+        def get_context(method: str):  # noqa: ANN205
+            if kind == "fork":
+                return multiprocessing.get_context("fork")
+            ctx = multiprocessing.get_context(method)
+            ctx.set_forkserver_preload(["animegan_cli.data.prepare"])
+            return ctx
+
+    prep.multiprocessing = Shim  # type: ignore[assignment]
+
+
+def _decode_all_threads(candidates, options):  # noqa: ANN001, ANN202
+    """Experiment: prepare's decoding in a thread pool (Pillow drops the GIL in decode and
+    resize), in sorted order, with at most 4 x workers images in flight."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from animegan_cli.data.decode import decode_file
+
+    workers = options.workers or os.cpu_count() or 1
+    window: deque = deque()
+    with ThreadPoolExecutor(workers) as ex:
+        for cand in candidates:
+            window.append((cand, ex.submit(decode_file, cand.path, options.decode)))
+            if len(window) >= 4 * workers:
+                done, future = window.popleft()
+                yield done, future.result()
+        while window:
+            done, future = window.popleft()
+            yield done, future.result()
+
+
+def variant_a_threads(root: Path, out: Path, workers: int) -> dict:
+    from animegan_cli.data import prepare as prep
+
+    prep._decode_all = _decode_all_threads  # type: ignore[assignment]
+    return variant_a(root, out, workers)
+
+
+def variant_a_fork(root: Path, out: Path, workers: int) -> dict:
+    _patched_start("fork")
+    return variant_a(root, out, workers)
+
+
+def variant_a_preload(root: Path, out: Path, workers: int) -> dict:
+    _patched_start("preload")
+    return variant_a(root, out, workers)
 
 
 def variant_b(root: Path, out: Path, workers: int) -> dict:
@@ -56,6 +132,7 @@ def variant_b(root: Path, out: Path, workers: int) -> dict:
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     tf = transforms.Compose([transforms.Resize(64), transforms.CenterCrop(64),
                              transforms.ToTensor()])
@@ -67,13 +144,15 @@ def variant_b(root: Path, out: Path, workers: int) -> dict:
         n += x.shape[0]
         checksum += x[0, 0, 0, 0]  # touch the batch
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "images": n}
+    del loader  # its workers were joined when the iteration ended
+    return {"seconds": seconds, "cpu": cpu_seconds() - cpu0, "images": n}
 
 
 def variant_c(root: Path, out: Path, workers: int) -> dict:
     import numpy as np
     from PIL import Image
 
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     arrays = []
     for path in sorted((root / common.CLASS_DIR).iterdir()):
@@ -86,7 +165,7 @@ def variant_c(root: Path, out: Path, workers: int) -> dict:
         left, top = (nw - 64) // 2, (nh - 64) // 2
         arrays.append(np.asarray(img.crop((left, top, left + 64, top + 64))))
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "images": len(arrays)}
+    return {"seconds": seconds, "cpu": cpu_seconds() - cpu0, "images": len(arrays)}
 
 
 def variant_cli(root: Path, out: Path, workers: int) -> dict:
@@ -100,14 +179,20 @@ def variant_cli(root: Path, out: Path, workers: int) -> dict:
     seconds = time.perf_counter() - t0
     count = json.loads((out / "manifest.json").read_text())["count"]
     shutil.rmtree(out, ignore_errors=True)
-    return {"seconds": seconds, "images": count}
+    # No CPU figure: the command's forkserver outlives it and is never reaped by it.
+    return {"seconds": seconds, "cpu": float("nan"), "images": count}
 
 
-VARIANTS = {"a": variant_a, "b": variant_b, "c": variant_c, "cli": variant_cli}
+VARIANTS = {"a": variant_a, "b": variant_b, "c": variant_c, "cli": variant_cli,
+            "a_fork": variant_a_fork, "a_preload": variant_a_preload,
+            "a_threads": variant_a_threads}
 LABELS = {"a": "a: animegan prepare (library, W workers)",
           "b": "b: ImageFolder + DataLoader (W workers)",
           "c": "c: plain Pillow loop (1 process)",
-          "cli": "cli: `animegan prepare` command (wall clock)"}
+          "cli": "cli: `animegan prepare` command (wall clock)",
+          "a_fork": "experiment: a with its pool started by 'fork' instead of 'forkserver'",
+          "a_preload": "experiment: a with forkserver preloading animegan_cli.data.prepare",
+          "a_threads": "experiment: a decoding in a thread pool of W threads, no processes"}
 
 
 # ---- breakdown: where prepare's time goes -----------------------------------------------------
@@ -116,13 +201,16 @@ def breakdown(root: Path, out: Path, workers: int) -> dict:
     """Serial costs per image of each stage of prepare, and the pool's overheads."""
     import cProfile
     import io
-    import multiprocessing
     import pstats
+
+    import numpy as np
+    from PIL import Image
 
     from animegan_cli.data import prepare as prep
     from animegan_cli.data.decode import DecodeOptions, decode_file, pixel_hash
     from animegan_cli.data.packed import DatasetWriter
     from animegan_cli.data.scan import scan
+    from animegan_cli.images import make_grid
 
     opts = DecodeOptions(size=64)
     res: dict = {}
@@ -146,17 +234,13 @@ def breakdown(root: Path, out: Path, workers: int) -> dict:
     writer.commit({"images": []}, prep._preview_png(writer.previews))
     res["writer_s"] = time.perf_counter() - t
     shutil.rmtree(out, ignore_errors=True)
-    # The pool alone: start-up (forkserver + worker imports) and IPC of n results.
-    chunk = max(1, min(64, n // (workers * 8)))
-    for method in ("forkserver", "fork", "spawn"):
-        ctx = multiprocessing.get_context(method)
+    # The preview grid: a fixed cost per run (PNG at Pillow's default compression, and at 1).
+    grid = np.stack(arrays[:64])
+    for level in (6, 1):
         t = time.perf_counter()
-        with ctx.Pool(workers) as pool:
-            pool.apply(_noop)  # round trip: the pool is up and a worker has imported prepare
-            t_up = time.perf_counter() - t
-            list(pool.imap(_echo, ((p, opts) for p in paths), chunksize=chunk))
-        res[f"pool_{method}_startup_s"] = t_up
-        res[f"pool_{method}_total_echo_s"] = time.perf_counter() - t
+        buf = io.BytesIO()
+        Image.fromarray(make_grid(grid, nrow=8)).save(buf, format="PNG", compress_level=level)
+        res[f"preview_png_level{level}_s"] = time.perf_counter() - t
     # The whole of prepare, in this process, with 1 and with W workers.
     for w in sorted({1, workers}):
         shutil.rmtree(out, ignore_errors=True)
@@ -186,7 +270,34 @@ def breakdown(root: Path, out: Path, workers: int) -> dict:
     return res
 
 
-def _noop() -> None:
+def pool_probe(root: Path, method: str, workers: int) -> dict:
+    """A fresh pool of one start method: start-up, then the real IPC of prepare's results."""
+    import multiprocessing
+
+    from animegan_cli.data.decode import DecodeOptions
+    from animegan_cli.data.scan import scan
+
+    opts = DecodeOptions(size=64)
+    paths = [c.path for c in scan(root)[0]]
+    chunk = max(1, min(64, len(paths) // (workers * 8)))
+    name, _, preload = method.partition("+")
+    ctx = multiprocessing.get_context(name)
+    if preload:
+        ctx.set_forkserver_preload(["animegan_cli.data.prepare"])
+    cpu0 = cpu_seconds()
+    t = time.perf_counter()
+    with ctx.Pool(workers) as pool:
+        pool.map(_noop, range(workers), chunksize=1)  # every worker is up and has imported
+        startup = time.perf_counter() - t
+        list(pool.imap(_echo, ((p, opts) for p in paths), chunksize=chunk))
+    total = time.perf_counter() - t
+    if name == "forkserver":
+        stop_forkserver()
+    return {"startup_s": startup, "ipc_s": total - startup, "cpu_s": cpu_seconds() - cpu0,
+            "images": len(paths)}
+
+
+def _noop(_: int = 0) -> None:
     import animegan_cli.data.prepare  # noqa: F401  (what a real worker must import)
 
 
@@ -208,8 +319,14 @@ def main() -> None:
     ap.add_argument("--large", type=int, default=300, help="number of ~1024 px JPEGs")
     ap.add_argument("--source", choices=("faces", "emoji"), default="faces",
                     help="content of the small folder (large is always generated faces)")
-    ap.add_argument("--variants", default="a,b,c", help="comma list from a,b,c,cli")
+    ap.add_argument("--variants", default="a,b,c",
+                    help="comma list from a,b,c,cli,a_fork,a_preload,a_threads")
     ap.add_argument("--cli", action="store_true", help="also time the `animegan prepare` CLI")
+    ap.add_argument("--experiments", action="store_true",
+                    help="also run a_fork, a_preload, a_threads (prepare with another way of "
+                         "running its decoders, patched in the child process only)")
+    ap.add_argument("--grain", type=float, default=3.0,
+                    help="noise sigma in the large JPEGs (3: photo-like ~195 KB, 0: smooth ~80 KB)")
     ap.add_argument("--breakdown", action="store_true",
                     help="instead: per-stage costs and profiles of prepare on each folder")
     ap.add_argument("--json", type=Path, help="also write all raw figures here")
@@ -219,6 +336,9 @@ def main() -> None:
 
     if args.child:
         name, root, out, workers = args.child
+        if name.startswith("pool-"):
+            print(json.dumps(pool_probe(Path(root), name[5:], int(workers))))
+            return
         fn = breakdown if name == "breakdown" else VARIANTS[name]
         print(json.dumps(fn(Path(root), Path(out), int(workers))))
         return
@@ -226,11 +346,16 @@ def main() -> None:
     variants = [v for v in args.variants.split(",") if v]
     if args.cli and "cli" not in variants:
         variants.append("cli")
+    if args.experiments:
+        variants += [v for v in ("a_fork", "a_preload", "a_threads") if v not in variants]
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
     log = work / "prepare_throughput.log"
-    folders = {"small": common.build_folder(work, "small", args.small, args.source),
-               "large": common.build_folder(work, "large", args.large)}
+    folders = {}  # a count of 0 leaves that folder out
+    if args.small:
+        folders["small"] = common.build_folder(work, "small", args.small, args.source)
+    if args.large:
+        folders["large"] = common.build_folder(work, "large", args.large, grain=args.grain)
     command = "python bench/prepare_throughput.py " + " ".join(sys.argv[1:])
     print(f"# prepare throughput  {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
     print(f"# machine: {common.machine_line()}")
@@ -251,46 +376,69 @@ def main() -> None:
                 if k.endswith("_s"):
                     print(f"  {k:32s} {v:8.3f} s   {1e3 * v / n:8.3f} ms/image   "
                           f"{n / v if v else 0:9.0f} images/s")
+            print("  pool alone (fresh process each; worker start-up, then IPC of the results):")
+            for method in ("forkserver", "forkserver+preload", "fork", "spawn"):
+                pr = common.run_child([SCRIPT, "--child", f"pool-{method}", str(root), "-",
+                                       str(args.workers)], log)
+                print(f"    {method:20s} start-up {pr['startup_s']:6.3f} s   IPC "
+                      f"{1e3 * pr['ipc_s'] / n:6.3f} ms/image   CPU {pr['cpu_s']:6.3f} s")
             print(res["parent_profile"])
             print(res["decode_profile"])
         return
 
     loads = [common.load_average()]
-    raw: dict[str, dict[str, list[float]]] = {f: {v: [] for v in variants} for f in folders}
+    # raw[folder][variant] = list of (images/s, CPU ms per image)
+    raw: dict[str, dict[str, list[tuple[float, float]]]] = {
+        f: {v: [] for v in variants} for f in folders}
     for r in range(args.repeats):
         for fname, root in folders.items():
             for v in variants:
                 res = common.run_child([SCRIPT, "--child", v, str(root),
                                         str(work / f"out-{v}"), str(args.workers)], log)
                 rate = res["images"] / res["seconds"]
-                raw[fname][v].append(rate)
-                print(f"  repeat {r + 1} {fname:5s} {v:3s} {res['images']:6d} images "
-                      f"{res['seconds']:7.2f} s {rate:9.1f} images/s   "
-                      f"(load {common.load_average()})", flush=True)
+                cpu_ms = 1e3 * res["cpu"] / res["images"]
+                raw[fname][v].append((rate, cpu_ms))
+                print(f"  repeat {r + 1} {fname:5s} {v:9s} {res['images']:6d} images "
+                      f"{res['seconds']:7.2f} s {rate:9.1f} images/s  CPU {res['cpu']:6.2f} s "
+                      f"({cpu_ms:.3f} ms/image)   load {common.load_average()}", flush=True)
         loads.append(common.load_average())
 
     print(f"\nload average (1, 5, 15 min) before and after each repeat: {' | '.join(loads)}")
-    header = ["folder", *[f"{v} images/s" for v in variants]]
-    ratios = [(x, y) for x, y in (("a", "b"), ("a", "c"), ("b", "c"), ("cli", "b"))
+    ratios = [(x, y) for x, y in (("a", "b"), ("a", "c"), ("b", "c"), ("cli", "b"),
+                                  ("a_fork", "b"), ("a_preload", "b"), ("a_threads", "b"),
+                                  ("a_fork", "a"), ("a_threads", "a"))
               if x in variants and y in variants]
-    header += [f"{x}/{y}" for x, y in ratios] + ["target a/b"]
-    rows = []
+    wall_rows, cpu_rows = [], []
     for fname in folders:
-        med = {v: common.median(raw[fname][v]) for v in variants}
-        row = [f"{fname} ({len(common.list_images(folders[fname]))})"]
-        row += [common.fmt(med[v], 0) for v in variants]
-        row += [f"{med[x] / med[y]:.2f}x" for x, y in ratios]
-        target = TARGETS[fname]
-        verdict = ("met" if med["a"] / med["b"] >= target else "MISSED") \
-            if "a" in med and "b" in med else ""
-        row += [f">= {target}x {verdict}"]
-        rows.append(row)
-    print(f"\nmedians of {args.repeats} runs (ratios of medians):\n")
-    print(common.markdown_table(header, rows))
+        label = f"{fname} ({len(common.list_images(folders[fname]))})"
+        rate = {v: common.median([x[0] for x in raw[fname][v]]) for v in variants}
+        cpu = {v: common.median([x[1] for x in raw[fname][v]]) for v in variants}
+        row = [label, *[common.fmt(rate[v], 0) for v in variants]]
+        row += [f"{rate[x] / rate[y]:.2f}x" for x, y in ratios]
+        if "a" in rate and "b" in rate:
+            target = TARGETS[fname]
+            row.append(f">= {target}x " + ("met" if rate["a"] / rate["b"] >= target
+                                             else "MISSED"))
+        wall_rows.append(row)
+        cpu_v = [v for v in variants if v != "cli"]
+        crow = [label, *[common.fmt(cpu[v], 3) for v in cpu_v]]
+        crow += [f"{cpu[y] / cpu[x]:.2f}x" for x, y in ratios if "cli" not in (x, y)]
+        cpu_rows.append(crow)
+    header = ["folder", *[f"{v} images/s" for v in variants],
+              *[f"{x}/{y}" for x, y in ratios]]
+    if "a" in variants and "b" in variants:
+        header.append("target a/b")
+    print(f"\nwall-clock throughput, medians of {args.repeats} runs (ratios of medians):\n")
+    print(common.markdown_table(header, wall_rows))
+    cpu_v = [v for v in variants if v != "cli"]
+    cpu_ratios = [(x, y) for x, y in ratios if "cli" not in (x, y)]
+    print(f"\nCPU time per image, all processes (ms, medians of {args.repeats}); "
+          "x/y = CPU(y) / CPU(x), above 1 means x does less work:\n")
+    print(common.markdown_table(["folder", *[f"{v} CPU ms/image" for v in cpu_v],
+                                 *[f"{x}/{y}" for x, y in cpu_ratios]], cpu_rows))
     if args.json:
         args.json.write_text(json.dumps({"raw": raw, "loads": loads, "command": command},
                                         indent=1))
-
 
 if __name__ == "__main__":
     main()
