@@ -159,7 +159,7 @@ def test_prepared_dataset_sets_the_image_size(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("options", [["--arch", "seed"], ["--loss", "lsgan", "--spectral-norm"],
                                      ["--loss", "hinge", "--d-steps", "2", "--label-smoothing",
-                                      "0.1"]])
+                                      "0.1"], ["--precision", "bf16"]])
 def test_training_options_train(tmp_path: Path, options: list[str]) -> None:
     result = run_cli("train", "--demo", "32", "--epochs", "1", *TINY, *options,
                      "--out", tmp_path / "run")
