@@ -420,7 +420,9 @@ class Trainer:
     def _read_meter(self, log_due: bool) -> None:
         """Read the device statistics (the one host sync), check them, log if due."""
         shown = self.meter.read()
-        if not all(math.isfinite(shown[k]) for k in ("loss_d", "loss_g")):
+        bad = not all(math.isfinite(shown[k]) for k in ("loss_d", "loss_g"))
+        # Every rank reads at the same steps, so all of them stop (or roll back) together.
+        if dist.any_flag(self.info, bad, self.device):
             self._diverged()
             return
         if log_due:
