@@ -198,6 +198,7 @@ class Trainer:
         self.rolled_back = False
         self.rollbacks = 0
         self.best_swd: float | None = None
+        self.recalibrated_at = -1  # step at which the EMA generator's BatchNorm was re-estimated
         if resume_ckpt is not None:
             self._restore(resume_ckpt)
         if self.info.is_main:
@@ -502,8 +503,10 @@ class Trainer:
         """The generator to sample and share, in eval mode (callers put G back in train mode)."""
         if self.ema is None:
             return self.G.eval()
-        recalibrate_batchnorm(self.ema.model, self.cfg.nz, self.device, RECALIBRATION_SEED,
-                              batches=4, batch_size=64)
+        if self.recalibrated_at != self.pos.step:  # the epoch's grid and checkpoint share one
+            recalibrate_batchnorm(self.ema.model, self.cfg.nz, self.device, RECALIBRATION_SEED,
+                                  batches=4, batch_size=64)
+            self.recalibrated_at = self.pos.step
         return self.ema.model
 
     def _checkpoint(self, periodic: bool = False) -> None:
