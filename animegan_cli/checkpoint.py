@@ -159,26 +159,33 @@ def generator_prefix(ckpt: Checkpoint) -> str:
     raise _bad(ckpt.path, "it contains no generator weights")
 
 
-def load_generator_module(ckpt: Checkpoint, device: str | torch.device = "cpu") -> Generator:
+def meta_network(ckpt: Checkpoint, prefix: str) -> nn.Module:
+    """The network that `prefix` holds, built on the `meta` device (no memory)."""
     with torch.device("meta"):
-        g = Generator(ckpt.model)
-    prefix = generator_prefix(ckpt)
-    ckpt.check_module(prefix, g)  # before to_empty: the file must hold what we allocate
-    g = g.to_empty(device="cpu")
-    ckpt.load_module(prefix, g)
-    return g.to(device).eval()
+        return Discriminator(ckpt.model) if prefix == "D" else Generator(ckpt.model)
+
+
+def check_networks(ckpt: Checkpoint, prefixes: tuple[str, ...]) -> None:
+    """Check every network under `prefixes` against the architecture, allocating nothing."""
+    for prefix in prefixes:
+        ckpt.check_module(prefix, meta_network(ckpt, prefix))
+
+
+def _load_network(ckpt: Checkpoint, prefix: str, device: str | torch.device) -> nn.Module:
+    net = meta_network(ckpt, prefix)
+    ckpt.check_module(prefix, net)  # before to_empty: the file must hold what we allocate
+    net = net.to_empty(device="cpu")
+    ckpt.load_module(prefix, net)
+    return net.to(device).eval()
+
+
+def load_generator_module(ckpt: Checkpoint, device: str | torch.device = "cpu") -> Generator:
+    return _load_network(ckpt, generator_prefix(ckpt), device)  # type: ignore[return-value]
 
 
 def load_discriminator_module(ckpt: Checkpoint, device: str | torch.device = "cpu"
                               ) -> Discriminator | None:
-    if not ckpt.has("D"):
-        return None
-    with torch.device("meta"):
-        d = Discriminator(ckpt.model)
-    ckpt.check_module("D", d)  # before to_empty, as for the generator
-    d = d.to_empty(device="cpu")
-    ckpt.load_module("D", d)
-    return d.to(device).eval()
+    return _load_network(ckpt, "D", device) if ckpt.has("D") else None  # type: ignore[return-value]
 
 
 def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:

@@ -84,16 +84,16 @@ def prepare(
         return
     if src is None:
         raise UserError("pass a source folder (animegan prepare SRC -o OUT), or --demo N")
-    from animegan_cli.data.decode import DecodeOptions, parse_color
+    from animegan_cli.data.decode import CROPS, FILTERS, DecodeOptions, parse_color
     from animegan_cli.data.prepare import PrepareOptions
     from animegan_cli.data.prepare import prepare as run_prepare
 
     if not 32 <= size <= 512:
         raise UserError(f"--size {size} is out of range; use 32 to 512")
-    if crop not in ("center", "pad", "stretch"):
-        raise UserError(f"--crop {crop!r} is not one of: center, pad, stretch")
-    if filter not in ("lanczos", "bicubic", "box"):
-        raise UserError(f"--filter {filter!r} is not one of: lanczos, bicubic, box")
+    if crop not in CROPS:
+        raise UserError(f"--crop {crop!r} is not one of: {', '.join(CROPS)}")
+    if filter not in FILTERS:
+        raise UserError(f"--filter {filter!r} is not one of: {', '.join(FILTERS)}")
     if workers < 0 or (limit is not None and limit < 1) or (min_size is not None and min_size < 1):
         raise UserError("--workers must be 0 or more; --limit and --min-size at least 1")
     try:

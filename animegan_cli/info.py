@@ -6,21 +6,14 @@ import math
 import os
 from typing import Any
 
-import torch
-
 from animegan_cli import checkpoint
-from animegan_cli.models import Discriminator, Generator
 
 
 def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     ckpt = checkpoint.open_checkpoint(path)
     prefix = checkpoint.generator_prefix(ckpt)
     # Describe only what would load: every network's tensors must fit the architecture.
-    with torch.device("meta"):
-        g, d = Generator(ckpt.model), Discriminator(ckpt.model)
-    for name, module in (("G", g), ("G_ema", g), ("D", d)):
-        if ckpt.has(name):
-            ckpt.check_module(name, module)
+    checkpoint.check_networks(ckpt, tuple(p for p in ("G", "G_ema", "D") if ckpt.has(p)))
     g_params, d_params = _parameters(ckpt, prefix), _parameters(ckpt, "D")
     contents = sorted({name.split("/")[0] for name in ckpt.tensors})
     train_config = ckpt.json("train_config")

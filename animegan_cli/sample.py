@@ -25,12 +25,6 @@ FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 MAX_GRID_IMAGES = 4096  # a bigger grid is tens of thousands of pixels wide: use --out-dir
 
 
-def resolve_device(name: str) -> torch.device:
-    from animegan_cli.train.engine import select_device
-
-    return select_device(name)
-
-
 def latents(seeds: Sequence[int], nz: int, truncation: float | None = None) -> torch.Tensor:
     """One latent per seed, independent of the others (CPU generator: same on every device)."""
     out = torch.empty(len(seeds), nz)
@@ -95,8 +89,10 @@ class LoadedGenerator:
 
 
 def load_generator(path: str | os.PathLike[str], device: str = "auto") -> LoadedGenerator:
+    from animegan_cli.train.engine import select_device
+
     ckpt = checkpoint.open_checkpoint(path)
-    dev = resolve_device(device)
+    dev = select_device(device)
     return LoadedGenerator(checkpoint.load_generator_module(ckpt, dev), ckpt.model, dev, ckpt)
 
 

@@ -350,7 +350,7 @@ def _interleaved_steps(args: argparse.Namespace, trainer, real, real_cl) -> str:
     g, d, opt_g, opt_d = _plain_models(device, channels_last=True)
     nchw = _plain_models(device, channels_last=False)
 
-    def recipe(models=(g, d, opt_g, opt_d), x=real_cl) -> None:  # noqa: ANN001
+    def recipe(models=(g, d, opt_g, opt_d), x=real_cl, freeze: bool = True) -> None:  # noqa: ANN001
         """The engine's recipe without EMA: channels_last, logits + softplus, D frozen for G."""
         g_, d_, opt_g_, opt_d_ = models
         z = torch.randn(x.shape[0], 100, device=device)
@@ -359,30 +359,18 @@ def _interleaved_steps(args: argparse.Namespace, trainer, real, real_cl) -> str:
         opt_d_.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d_.step()
-        d_.requires_grad_(False)
+        d_.requires_grad_(not freeze)
         loss_g = F.softplus(-d_(fake)).mean()
         opt_g_.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g_.step()
         d_.requires_grad_(True)
 
-    def recipe_no_freeze() -> None:
-        z = torch.randn(real_cl.shape[0], 100, device=device)
-        fake = g(z)
-        loss_d = F.softplus(-d(real_cl)).mean() + F.softplus(d(fake.detach())).mean()
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        loss_g = F.softplus(-d(fake)).mean()
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-
     steps = {
         "p  main.py step, NCHW": lambda: _main_py_step(real, *plain, criterion, 100, False),
         "pcl  main.py step, channels_last": lambda: _main_py_step(real_cl, *plain_cl,
                                                                   criterion, 100, False),
-        "engine recipe, no EMA, D not frozen": recipe_no_freeze,
+        "engine recipe, no EMA, D not frozen": lambda: recipe(freeze=False),
         "engine recipe, no EMA (D frozen for G)": recipe,
         "engine recipe, no EMA, NCHW": lambda: recipe(nchw, real),
         "c  engine Trainer.train_step": lambda: trainer.train_step(real_cl),

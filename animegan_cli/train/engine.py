@@ -29,7 +29,7 @@ from animegan_cli import checkpoint
 from animegan_cli.atomic import write_bytes
 from animegan_cli.errors import Diverged, Interrupted, UserError
 from animegan_cli.images import make_grid, save_image
-from animegan_cli.models import Discriminator, Generator, ModelConfig, build
+from animegan_cli.models import ModelConfig, build
 from animegan_cli.train import distributed as dist
 from animegan_cli.train.augment import diff_augment, flip
 from animegan_cli.train.config import DEVICES, MODEL_FIELDS, resolve
@@ -189,7 +189,9 @@ class Trainer:
                                 f"{str(old)[:12]}, now {self.data.fingerprint[:12]}); pass --force "
                                 "to continue on this data anyway, or use a new --out")
         if resume_ckpt is not None:
-            self._check_shapes(resume_ckpt)  # before allocating what the file claims
+            # Before allocating what the file claims.
+            checkpoint.check_networks(resume_ckpt, ("G", "D", "G_ema") if self.cfg.ema
+                                      else ("G", "D"))
         self._create_run_dir()  # only now: a refused run leaves nothing behind
         self._build()
         self.pos = Position()
@@ -206,13 +208,6 @@ class Trainer:
             for folder in (self.run_dir, self.ckpt_dir, self.run_dir / "samples"):
                 for stale in folder.glob(".*.partial"):  # left by a kill mid-write
                     stale.unlink(missing_ok=True)
-
-    def _check_shapes(self, ckpt: checkpoint.Checkpoint) -> None:
-        with torch.device("meta"):
-            g, d = Generator(self.model_cfg), Discriminator(self.model_cfg)
-        for prefix, module in (("G", g), ("D", d), ("G_ema", g)):
-            if prefix != "G_ema" or self.cfg.ema:
-                ckpt.check_module(prefix, module)
 
     def _run_dir(self) -> Path:
         if self.request.out is not None:
