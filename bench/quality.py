@@ -1,21 +1,30 @@
-"""Quality metrics: what SWD, Inception features, FID and KID cost, and whether SWD ranks right.
+"""Training recipes compared by the quality they reach with the same number of images seen.
 
-    python bench/quality.py                          # CPU: 512 demo faces at 64 px, ~1-2 min
-    python bench/quality.py --n 4096 --device cuda   # the size `animegan eval` uses for SWD
-    python bench/quality.py --inception 64           # + Inception throughput on 64 faces
+    python bench/quality.py                                   # canonical vs defaults, ~50 min CPU
+    python bench/quality.py --images 24000 --samples 1024 \\
+        --recipes canonical,ema,ema-aug,ema-hinge,ema-b128    # a quick pilot of candidates
 
-SWD runs on two independent sets of demo faces (the floor for this n: real-vs-real), on the set
-and itself (must be 0) and on the set and a noisy copy (must be larger than the floor). FID and
-KID run on random 2048-d features of n samples, as `evaluate` would on Inception features.
-Prints a markdown table, then one JSON object. Figures move with the load average (printed):
-on a shared machine, compare runs taken at similar loads.
+Each recipe trains the canonical DCGAN (ngf = ndf = 64, nz = 100, 64x64) with `animegan train`
+on the same prepared dataset (default: the Noto Emoji PNGs of ../shared/data/emoji-google,
+composited on white), for the same number of images (steps = images / batch size), and is then
+scored with `animegan eval` on the same latent seeds: FID and KID (Inception, when installed)
+and SWD. Both real-data statistics and samples are fixed, so rows differ only by recipe.
+
+"canonical" is pytorch/examples' dcgan recipe: BCE, Adam 2e-4 with betas (0.5, 0.999), batch
+64, no EMA, no augmentation; "defaults" is `animegan train` with no recipe option at all.
+Training runs with --eval-every 0 (the periodic SWD does not change the weights, only the wall
+clock). Re-running with the same --workdir resumes or reuses finished runs; --fresh retrains.
+Prints a markdown table and the command that reproduces it, saves each recipe's 8x8 sample grid
+(--grids DIR), and writes the figures as JSON to WORKDIR/quality.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import shlex
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,75 +33,151 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
+CANONICAL = ["--batch-size", "64", "--loss", "bce", "--lr-g", "2e-4", "--lr-d", "2e-4",
+             "--beta1", "0.5", "--beta2", "0.999", "--no-ema", "--no-augment", "--no-mirror"]
+# Every recipe pins the networks, so only the training recipe differs between rows.
+NETWORKS = ["--arch", "dcgan", "--image-size", "64", "--nz", "100", "--ngf", "64", "--ndf", "64"]
 
-def _timed(fn: Any) -> tuple[Any, float, float]:
-    """(result, wall seconds, CPU seconds of this process)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu0, t0 = usage.ru_utime + usage.ru_stime, time.perf_counter()
-    value = fn()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return value, time.perf_counter() - t0, usage.ru_utime + usage.ru_stime - cpu0
+
+def _with(base: list[str], **changes: str | None) -> list[str]:
+    """`base` with options replaced (value None: a flag such as --ema)."""
+    out = list(base)
+    for key, value in changes.items():
+        flag = "--" + key.replace("_", "-")
+        negated = "--no-" + flag[2:]
+        if negated in out:
+            out.remove(negated)
+        if flag in out:
+            i = out.index(flag)
+            del out[i:i + 2]
+        out += [flag] if value is None else [flag, value]
+    return out
+
+
+RECIPES: dict[str, list[str]] = {
+    "canonical": CANONICAL,
+    "defaults": [],
+    "ema": _with(CANONICAL, ema=None),
+    "ema-aug": _with(CANONICAL, ema=None, augment=None),
+    "ema-mirror": _with(CANONICAL, ema=None, mirror=None),
+    "ema-hinge": _with(CANONICAL, ema=None, loss="hinge"),
+    "ema-b128": _with(CANONICAL, ema=None, batch_size="128"),
+    "ema-ttur": _with(CANONICAL, ema=None, lr_g="1e-4", lr_d="4e-4"),
+    "ema-smooth": _with(CANONICAL, ema=None, label_smoothing="0.1"),
+}
+
+
+def animegan(*args: str, log: Path) -> str:
+    """Run the installed CLI; its stdout, or exit with its log on failure."""
+    command = [sys.executable, "-m", "animegan_cli", *args]
+    with open(log, "a") as err:
+        err.write(f"$ {shlex.join(command)}\n")
+        err.flush()
+        proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True,
+                              check=False)
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {shlex.join(command)}; see {log}")
+    return proc.stdout
+
+
+def batch_size_of(recipe: list[str]) -> int:
+    if "--batch-size" in recipe:
+        return int(recipe[recipe.index("--batch-size") + 1])
+    from animegan_cli.train.config import TrainConfig
+
+    return TrainConfig().batch_size
+
+
+def run_recipe(name: str, args: argparse.Namespace, data: Path, log: Path) -> dict[str, Any]:
+    recipe = RECIPES[name]
+    batch = batch_size_of(recipe)
+    steps = -(-args.images // batch)
+    run = args.workdir / "runs" / f"{name}-{args.images}"
+    if args.fresh and run.exists():
+        shutil.rmtree(run)
+    print(f"[{time.strftime('%H:%M:%S')}] {name}: {steps} steps of {batch} "
+          f"({shlex.join(recipe) or 'no options'})", flush=True)
+    t0 = time.perf_counter()
+    animegan("train", str(data), "--out", str(run), "--max-steps", str(steps), "--epochs",
+             "100000", "--eval-every", "0", "--seed", str(args.seed), "--device", args.device,
+             *NETWORKS, *recipe, log=log)
+    train_s = time.perf_counter() - t0
+    ckpt = run / "generator.safetensors"
+    t0 = time.perf_counter()
+    scores = json.loads(animegan("eval", str(ckpt), str(data), "-n", str(args.samples),
+                                 "--device", args.device, "--json", *([] if args.fid
+                                                                       else ["--no-fid"]),
+                                 log=log))
+    eval_s = time.perf_counter() - t0
+    if args.grids:
+        args.grids.mkdir(parents=True, exist_ok=True)
+        animegan("sample", str(ckpt), "-n", "64", "--seed", "0", "-o",
+                 str(args.grids / f"quality-{name}.png"), log=log)
+    result = {"recipe": name, "options": recipe, "batch_size": batch, "steps": steps,
+              "images_seen": steps * batch, "train_s": train_s, "eval_s": eval_s,
+              "fid": scores.get("fid"), "kid": scores.get("kid"), "swd": scores["swd"]}
+    print(f"  FID {common.fmt(result['fid'] or float('nan'))}, KID x1e3 {_kid(result['kid'])}, "
+          f"SWD {result['swd']['swd']:.1f}; trained in {train_s / 60:.1f} min", flush=True)
+    return result
+
+
+def prepare_data(args: argparse.Namespace, log: Path) -> Path:
+    if args.data:
+        return args.data
+    if not common.SHARED_EMOJI.is_dir():
+        sys.exit(f"{common.SHARED_EMOJI} not found: pass --data (a prepared 64 px dataset)")
+    data = args.workdir / "emoji-google-64"
+    animegan("prepare", str(common.SHARED_EMOJI), "-o", str(data), "--size", "64", log=log)
+    return data
+
+
+def _kid(kid: dict[str, float] | None) -> str:
+    if not kid:
+        return "n/a"
+    return f"{kid['mean'] * 1e3:.2f} ± {kid['std'] * 1e3:.2f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=512, help="images per set (and feature rows)")
-    parser.add_argument("--size", type=int, default=64, choices=(32, 64, 128))
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--inception", type=int, default=0, metavar="N",
-                        help="also time Inception features of N faces (needs the weights)")
+    parser.add_argument("--recipes", default="canonical,defaults",
+                        help=f"comma-separated, from: {', '.join(RECIPES)}")
+    parser.add_argument("--images", type=int, default=80_000, help="images seen per recipe")
+    parser.add_argument("--samples", type=int, default=2048, help="samples scored per recipe")
+    parser.add_argument("--data", type=Path, help="a prepared 64 px dataset (default: emoji)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-fid", dest="fid", action="store_false", help="SWD only")
+    parser.add_argument("--grids", type=Path, help="save each recipe's sample grid here")
+    parser.add_argument("--fresh", action="store_true", help="retrain finished runs")
+    parser.add_argument("--workdir", type=Path, default=common.DEFAULT_WORKDIR / "quality")
     args = parser.parse_args()
+    names = args.recipes.split(",")
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown:
+        parser.error(f"unknown recipes {unknown}; choose from {', '.join(RECIPES)}")
 
-    import numpy as np
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    log = args.workdir / "quality.log"
+    reproduce = shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv])
+    print(f"{common.machine_line()}; load average {common.load_average()}\nlog: {log}",
+          flush=True)
+    data = prepare_data(args, log)
+    results = [run_recipe(name, args, data, log) for name in names]
 
-    from animegan_cli import metrics
-    from animegan_cli.data.demo import demo_array
-
-    faces, others = demo_array(args.n, args.size, seed=1), demo_array(args.n, args.size, seed=2)
-    noisy = np.clip(faces + np.random.default_rng(0).normal(0, 24, faces.shape), 0, 255)
-    noisy = noisy.astype(np.uint8)
-    rows: list[list[str]] = []
-    report: dict[str, Any] = {"n": args.n, "size": args.size, "device": args.device,
-                              "machine": common.machine_line(), "load": common.load_average()}
-
-    def swd(b: np.ndarray) -> dict[str, float]:
-        return metrics.swd(faces, b, device=args.device)
-
-    for name, other in (("swd real-vs-real", others), ("swd identical", faces),
-                        ("swd noisy copy", noisy)):
-        value, wall, cpu = _timed(lambda other=other: swd(other))
-        report[name] = {"value": value["swd"], "wall_s": wall, "cpu_s": cpu}
-        rows.append([name, common.fmt(value["swd"], 2), common.fmt(wall), common.fmt(cpu)])
-    report["swd_ranks_right"] = (report["swd identical"]["value"] == 0
-                                 and report["swd noisy copy"]["value"]
-                                 > report["swd real-vs-real"]["value"])
-
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((args.n, metrics.FEATURE_DIM)).astype(np.float32)
-    b = (rng.standard_normal((args.n, metrics.FEATURE_DIM)) * 1.1).astype(np.float32)
-    for name, fn in (("fid", lambda: metrics.fid_from_features(a, b)),
-                     ("kid", lambda: metrics.kid_from_features(a, b)[0])):
-        value, wall, cpu = _timed(fn)
-        report[name] = {"value": value, "wall_s": wall, "cpu_s": cpu}
-        rows.append([f"{name} ({args.n} x 2048 features)", common.fmt(value, 4),
-                     common.fmt(wall), common.fmt(cpu)])
-
-    if args.inception:
-        extractor, why = metrics.find_inception(device=args.device)
-        if extractor is None:
-            print(f"note: no Inception timing: {why}", file=sys.stderr)
-        else:
-            images = demo_array(args.inception, args.size, seed=3)
-            extractor.features(images[:2])  # warm-up
-            _, wall, cpu = _timed(lambda: extractor.features(images))
-            report["inception_images_per_s"] = args.inception / wall
-            rows.append([f"inception ({args.inception} faces)",
-                         f"{args.inception / wall:.1f} img/s", common.fmt(wall), common.fmt(cpu)])
-
-    print(f"{common.machine_line()}; load average {report['load']}; device {args.device}")
-    print(common.markdown_table(["measure", "value", "wall s", "CPU s"], rows))
-    print(f"SWD ranks right: {report['swd_ranks_right']}")
-    print(json.dumps(report))
+    rows = [[r["recipe"], f"{r['images_seen']:,}", f"{r['steps']:,}",
+             common.fmt(r["fid"] if r["fid"] is not None else float("nan")), _kid(r["kid"]),
+             common.fmt(r["swd"]["swd"]), f"{r['train_s'] / 60:.1f}"] for r in results]
+    print(f"\n`{reproduce}`; {args.samples} samples per recipe; load average "
+          f"{common.load_average()}")
+    print(common.markdown_table(["recipe", "images seen", "steps", "FID", "KID x1e3", "SWD",
+                                 "train min"], rows))
+    base = results[0]
+    for r in results[1:]:
+        if base["fid"] and r["fid"]:
+            change = 1 - r["fid"] / base["fid"]
+            print(f"{r['recipe']}: FID {change:+.1%} lower than {base['recipe']}")
+    (args.workdir / "quality.json").write_text(json.dumps(
+        {"command": reproduce, "machine": common.machine_line(), "results": results}, indent=1))
 
 
 if __name__ == "__main__":

