@@ -583,3 +583,45 @@ def test_a_killed_replacement_loses_neither_dataset(prepare_story: PrepareStory)
     for t in replacing:
         assert t.state in ("complete (stretch)", f"complete ({t.crop})") \
             or t.old_states == ["complete (stretch)"], t
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a fork pool and /proc: Linux")
+def test_killing_prepare_ends_its_workers_quietly(tmp_path: Path) -> None:
+    """kill -9 of prepare must not leave its forked workers decoding on as orphans, then
+    printing BrokenPipe tracebacks into the terminal when they report to the dead parent."""
+    import numpy as np
+    from PIL import Image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(SEED)
+    for i in range(2000):
+        pixels = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(src / f"img_{i:04d}.png")
+    proc = subprocess.Popen([sys.executable, "-m", "animegan_cli", "prepare", str(src), "-o",
+                             str(tmp_path / "out"), "--size", "32", "--workers", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    workers: list[str] = []
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            workers = children.read_text().split()
+        time.sleep(0.005)
+    assert len(workers) >= 2, "the decoding pool never started"
+    proc.kill()
+    # The workers hold the stderr pipe too: it ends only when they are gone.
+    _, err = proc.communicate(timeout=30)
+    assert "Traceback" not in err, err
+    def running(pid: str) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return False  # gone and reaped
+        return state not in ("Z", "X")  # a zombie waits for its new parent to reap it
+
+    deadline = time.monotonic() + 5  # SIGKILL is delivered at once; exiting takes a moment
+    while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if running(pid)], "workers outlived prepare"
+    assert not (tmp_path / "out").exists()

@@ -8,11 +8,13 @@ writes the manifest. It imports no torch: preparing data should not pay for it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import io
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -34,6 +36,7 @@ from animegan_cli.images import make_grid
 
 Progress = Callable[[int, int], None]  # (done, total)
 _CHUNK_BYTES = 1 << 20
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -155,9 +158,22 @@ def _decode_all(candidates: list[Candidate], options: PrepareOptions
     # large ones do not leave one worker decoding a long last chunk alone.
     mean_bytes = sum(c.size for c in candidates) / len(candidates)
     chunk = max(1, min(64, len(paths) // (workers * 8), int(_CHUNK_BYTES / mean_bytes)))
-    with ctx.Pool(workers) as pool:
+    init = (_die_with_parent, (os.getpid(),)) if method == "fork" else (None, ())
+    with ctx.Pool(workers, *init) as pool:
         results = pool.imap(_decode_job, ((p, options.decode) for p in paths), chunksize=chunk)
         yield from zip(candidates, results)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: end this worker when prepare dies (kill -9 included).
+
+    Forked workers would otherwise decode on as orphans, then print BrokenPipe tracebacks
+    into the user's terminal when they report to the dead parent.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
 
 
 def _decode_job(job: tuple[str, DecodeOptions]) -> tuple[np.ndarray | None, str | None, str]:
