@@ -226,7 +226,7 @@ class Trainer:
     def _find_inception(self) -> Any:
         """The Inception extractor for FID/KID during training, or None.
 
-        On a GPU it is used whenever it is installed; on a CPU (about 9 images/s) only when
+        On a GPU it is used whenever it is installed; on a CPU (about 8 images/s) only when
         asked for, by --eval-metric fid|kid or --inception-weights. Every rank checks a
         required network, so all of them stop together when it is missing.
         """
