@@ -21,7 +21,7 @@ from animegan_cli import metrics
 from animegan_cli.data.packed import PackedDataset, is_dataset, open_dataset
 from animegan_cli.errors import UserError
 from animegan_cli.images import make_grid, save_image
-from animegan_cli.sample import latents, load_generator
+from animegan_cli.sample import generate, latents, load_generator
 
 DEFAULT_SAMPLES = 10_000
 # Below this many samples FID's covariance is rank-deficient (2048-d features) and FID is
@@ -89,11 +89,8 @@ def evaluate(ckpt_path: str | os.PathLike[str], data_path: str | os.PathLike[str
         mu_r, sigma_r, real_features = metrics.real_stats(dataset, extractor, count, batch_size)
         say(f"Inception features of {count} samples")
         fake_features = extractor.features(fake, batch_size)
-        result["fid"] = metrics.fid_from_stats(mu_r, sigma_r, *metrics.feature_stats(fake_features))
-        # float64 matrix products: MPS has no float64, so only CUDA takes them off the CPU.
-        kid_device = gen.device if gen.device.type == "cuda" else torch.device("cpu")
-        kid_mean, kid_std = metrics.kid_from_features(real_features, fake_features, KID_SUBSETS,
-                                                      KID_SUBSET_SIZE, seed, kid_device)
+        result["fid"], kid_mean, kid_std = _fid_and_kid((mu_r, sigma_r, real_features),
+                                                        fake_features, seed, gen.device)
         result["kid"] = {"mean": kid_mean, "std": kid_std, "subsets": KID_SUBSETS,
                          "subset_size": min(KID_SUBSET_SIZE, real_count, count)}
         result["inception"] = {"weights": str(extractor.path), "sha256": extractor.sha256}
@@ -147,26 +144,31 @@ class TrainingEvaluator:
             if self._real_stats is None:
                 self._real_stats = metrics.real_stats(self.data, self.extractor,
                                                       self.inception_samples)
-            mu, sigma, real_features = self._real_stats
             features = self.extractor.features(fake[:self.inception_samples])
-            values["fid"] = metrics.fid_from_stats(mu, sigma, *metrics.feature_stats(features))
-            kid_device = self.device if self.device.type == "cuda" else torch.device("cpu")
-            values["kid"], values["kid_std"] = metrics.kid_from_features(
-                real_features, features, KID_SUBSETS, KID_SUBSET_SIZE, self.seed, kid_device)
+            values["fid"], values["kid"], values["kid_std"] = _fid_and_kid(
+                self._real_stats, features, self.seed, self.device)
         return values
 
     def _samples(self, generator: nn.Module, count: int) -> np.ndarray:
-        from animegan_cli.train.engine import to_uint8
-
         z = latents(range(self.seed, self.seed + count), self.nz)
         was_training = generator.training
         generator.eval()
         try:
-            with torch.no_grad():
-                return np.concatenate([to_uint8(generator(z[i:i + 256].to(self.device)))
-                                       for i in range(0, count, 256)])
+            return np.concatenate(list(generate(generator, z, self.device)))
         finally:
             generator.train(was_training)
+
+
+def _fid_and_kid(real: tuple[np.ndarray, np.ndarray, np.ndarray], fake_features: np.ndarray,
+                 seed: int, device: torch.device) -> tuple[float, float, float]:
+    """(FID, KID mean, KID std) of samples' features against real (mu, sigma, features)."""
+    mu, sigma, real_features = real
+    fid = metrics.fid_from_stats(mu, sigma, *metrics.feature_stats(fake_features))
+    # float64 matrix products: MPS has no float64, so only CUDA takes them off the CPU.
+    kid_device = device if device.type == "cuda" else torch.device("cpu")
+    kid_mean, kid_std = metrics.kid_from_features(real_features, fake_features, KID_SUBSETS,
+                                                  KID_SUBSET_SIZE, seed, kid_device)
+    return fid, kid_mean, kid_std
 
 
 def result_table(result: dict[str, Any]) -> Any:

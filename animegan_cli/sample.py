@@ -54,6 +54,16 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
 
 
+@torch.no_grad()
+def generate(net: torch.nn.Module, z: torch.Tensor, device: torch.device,
+             batch_size: int = 256) -> Iterator[np.ndarray]:
+    """uint8 NHWC images of `net` (in the mode it is in) for latents z, in bounded batches."""
+    from animegan_cli.train.engine import to_uint8
+
+    for start in range(0, z.shape[0], batch_size):
+        yield to_uint8(net(z[start:start + batch_size].to(device)))
+
+
 @dataclass
 class LoadedGenerator:
     """A generator ready to sample, from either kind of checkpoint. The notebook API."""
@@ -63,13 +73,9 @@ class LoadedGenerator:
     device: torch.device
     ckpt: checkpoint.Checkpoint
 
-    @torch.no_grad()
     def generate(self, z: torch.Tensor, batch_size: int = 256) -> Iterator[np.ndarray]:
         """uint8 NHWC images for latents z, in bounded memory batches."""
-        from animegan_cli.train.engine import to_uint8
-
-        for start in range(0, z.shape[0], batch_size):
-            yield to_uint8(self.net(z[start:start + batch_size].to(self.device)))
+        return generate(self.net, z, self.device, batch_size)
 
     def sample(self, n: int, seed: int = 0, truncation: float | None = None,
                uint8: bool = True) -> torch.Tensor:

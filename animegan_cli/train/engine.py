@@ -232,8 +232,8 @@ class Trainer:
         """
         cfg = self.cfg
         required = cfg.eval_metric != "swd" or cfg.inception_weights is not None
-        if not cfg.eval_every or not (required or (self.info.is_main
-                                                   and self.device.type != "cpu")):
+        wanted = required or (self.info.is_main and self.device.type != "cpu")
+        if not cfg.eval_every or not wanted:
             return None
         from animegan_cli import metrics
 
