@@ -64,6 +64,10 @@ RECIPES: dict[str, list[str]] = {
     "ema-b128": _with(CANONICAL, ema=None, batch_size="128"),
     "ema-ttur": _with(CANONICAL, ema=None, lr_g="1e-4", lr_d="4e-4"),
     "ema-smooth": _with(CANONICAL, ema=None, label_smoothing="0.1"),
+    "defaults-b32": _with([], batch_size="32"),
+    "defaults-b16": _with([], batch_size="16"),
+    "defaults-sn": _with([], spectral_norm=None),
+    "defaults-mirror": _with([], mirror=None),
 }
 
 

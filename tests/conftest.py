@@ -42,6 +42,12 @@ def run_cli(*args: str | os.PathLike[str], cwd: Path | None = None, timeout: flo
     return CLIResult(proc)
 
 
+def animegan_command() -> list[str]:
+    """The installed `animegan` script beside this interpreter, as a user runs it."""
+    script = Path(sys.executable).with_name("animegan")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "animegan_cli"]
+
+
 def assert_user_error(result: CLIResult, *fragments: str) -> None:
     """A user mistake: exit 2, one line on stderr, no traceback, and the line says what to do."""
     assert result.code == 2, result

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import animegan_command
 
 SEED = 20261129
 KILL_TRIALS = 10
@@ -52,16 +53,11 @@ START_LINE = re.compile(r"(starting|resuming at) step (\d+)/")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "COLUMNS": "200"}
 
 
-def _animegan() -> list[str]:
-    script = Path(sys.executable).with_name("animegan")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "animegan_cli"]
-
-
 class Child:
     """A real `animegan` process in its own session, its output collected line by line."""
 
     def __init__(self, args: list[str]) -> None:
-        self.proc = subprocess.Popen([*_animegan(), *args], stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([*animegan_command(), *args], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                      text=True, env=ENV, start_new_session=True)
         self.stderr: list[str] = []
@@ -112,54 +108,16 @@ class Child:
         return "".join(self.stderr) + "".join(self.stdout)
 
 
-ZYGOTE = r"""
-import json, os, signal, sys, traceback
-import torch  # noqa: F401 - the point: imported once, before any fork
-import animegan_cli.cli, animegan_cli.train.engine, animegan_cli.sample  # noqa: E401,F401
-from animegan_cli.cli import main
-
-print("ready", flush=True)
-for line in sys.stdin:
-    request = json.loads(line)
-    if "run" in request:
-        sys.stdout.flush(); sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the child: a fresh session, files for output, then the CLI
-            os.setsid()
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)
-            for fd, name in ((1, "stdout"), (2, "stderr")):
-                target = os.open(request[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                os.dup2(target, fd)
-                os.close(target)
-            code = 1
-            try:
-                main(request["run"])
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                sys.stdout.flush(); sys.stderr.flush()
-                os._exit(code)
-        reply = {"pid": pid}
-    else:  # {"wait": pid, "block": bool}: reap it, or say it is still running
-        pid, status = os.waitpid(request["wait"], 0 if request["block"] else os.WNOHANG)
-        reply = {"code": os.waitstatus_to_exitcode(status) if pid else None}
-    print(json.dumps(reply), flush=True)
-"""
+ZYGOTE = Path(__file__).with_name("children") / "zygote.py"
 
 
 class Zygote:
     """A process that imported the CLI once and forks a child per `animegan` run."""
 
     def __init__(self, root: Path) -> None:
-        script = root / "zygote.py"
-        script.write_text(ZYGOTE)
         self.root = root
         self.count = 0
-        self.proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, str(ZYGOTE)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, env=ENV)
         assert self._read() == "ready"
 
@@ -470,7 +428,7 @@ def test_a_second_sigint_exits_at_once_without_corrupting_anything(story: Story)
 
 def test_the_real_sample_command_reads_the_final_checkpoint(story: Story, tmp_path: Path
                                                             ) -> None:
-    proc = subprocess.run([*_animegan(), "sample", str(story.run / "checkpoints" /
+    proc = subprocess.run([*animegan_command(), "sample", str(story.run / "checkpoints" /
                                                        "last.safetensors"),
                            "-n", "4", "-o", str(tmp_path / "grid.png")],
                           capture_output=True, text=True, timeout=120, env=ENV)

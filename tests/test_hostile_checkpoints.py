@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import animegan_command
 
 # ---- limits ---------------------------------------------------------------------------------
 
@@ -69,15 +70,10 @@ def _limit_memory() -> None:  # preexec_fn: runs in the child before exec
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_LIMIT, ADDRESS_LIMIT))
 
 
-def _animegan() -> list[str]:
-    script = Path(sys.executable).with_name("animegan")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "animegan_cli"]
-
-
 def _command_exists(name: str) -> bool:
     """Whether `animegan NAME --help` exits 0 (checked at collection: typer only, fast)."""
     try:
-        proc = subprocess.run([*_animegan(), name, "--help"], capture_output=True,
+        proc = subprocess.run([*animegan_command(), name, "--help"], capture_output=True,
                               timeout=60, env=CHILD_ENV)
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -203,7 +199,7 @@ def _make_pickles(marker: Path) -> dict[str, bytes]:
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     root = tmp_path_factory.mktemp("hostile")
     run = root / "RUN"
-    proc = subprocess.run([*_animegan(), "train", *TRAIN_ARGS, "--eval-every", "0", "--out",
+    proc = subprocess.run([*animegan_command(), "train", *TRAIN_ARGS, "--eval-every", "0", "--out",
                            str(run)],
                           capture_output=True, text=True, timeout=300, env=CHILD_ENV)
     assert proc.returncode == 0, proc.stderr
@@ -540,54 +536,7 @@ class Outcome:
                 f"stdout: {self.stdout[:2000]!r}\nstderr: {self.stderr[:2000]!r}")
 
 
-# Runs `animegan_cli.cli.main(argv)` once per job, with fds 1 and 2 redirected to files (so
-# C-level output is caught too), and appends one JSON line per finished job: if a job kills
-# the process, the jobs after it have no line and the parent reports which one it was.
-RUNNER = r"""
-import json, os, sys, time, traceback
-from animegan_cli.cli import main
-
-def status(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-
-jobs = json.load(open(sys.argv[1]))
-log = open(sys.argv[2], "a")
-for job in jobs:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset VmHWM to the current RSS
-        before = status("VmRSS")
-    except OSError:
-        before = None
-    os.chdir(job["cwd"])
-    start = time.monotonic()
-    sys.stdout.flush(); sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    for fd, name in ((1, "stdout"), (2, "stderr")):
-        target = os.open(job[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(target, fd)
-        os.close(target)
-    try:
-        try:
-            main(job["argv"])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-    finally:
-        sys.stdout.flush(); sys.stderr.flush()
-        os.dup2(saved[0], 1); os.dup2(saved[1], 2)
-        os.close(saved[0]); os.close(saved[1])
-    growth = None if before is None else status("VmHWM") - before
-    log.write(json.dumps({"id": job["id"], "code": code, "growth": growth,
-                          "seconds": round(time.monotonic() - start, 3)}) + "\n")
-    log.flush()
-"""
+BATCH_RUNNER = Path(__file__).with_name("children") / "batch_runner.py"
 
 
 def _prepare(world: World, command: Command, case: Case, base: Path
@@ -688,8 +637,6 @@ CONTROL = Case("control-valid", lambda w, p: p.write_bytes(w.full))
 def results(world: World) -> Results:
     """Run everything once, side by side: one batch process per command that goes through
     every case, then the REAL_SUBPROCESS cases as real `animegan` processes."""
-    runner = world.root / "runner.py"
-    runner.write_text(RUNNER)
     batches = []
     for command in COMMANDS:
         # A valid checkpoint first: it imports everything (so each case's growth is measured
@@ -703,7 +650,7 @@ def results(world: World) -> Results:
             jobs.append({"id": case.name, "argv": argv, "cwd": str(d),
                          "stdout": str(d / "stdout.txt"), "stderr": str(d / "stderr.txt")})
         (base / "jobs.json").write_text(json.dumps(jobs))
-        process = Process([sys.executable, str(runner), str(base / "jobs.json"),
+        process = Process([sys.executable, str(BATCH_RUNNER), str(base / "jobs.json"),
                            str(base / "results.jsonl")], base, base / "runner.log")
         batches.append((command, prepared, process))
     reals = []
@@ -711,7 +658,7 @@ def results(world: World) -> Results:
         command, case = param.values
         d, target, argv = _prepare(world, command, case, world.root / "real" / command.name)
         reals.append((command, case, Prepared(d, target, argv, _fingerprint(target)),
-                      Process([*_animegan(), *argv], d, d / "output.txt")))
+                      Process([*animegan_command(), *argv], d, d / "output.txt")))
     # stdout and stderr of a real process share one file: the test wants stdout empty anyway.
     run_all([b[2] for b in batches] + [r[3] for r in reals])
 

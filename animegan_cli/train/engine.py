@@ -527,9 +527,7 @@ class Trainer:
         best = self.best is None or value < self.best
         if best:
             self.best = value
-            prefix = "G_ema" if self.ema is not None else "G"
-            save_generator(str(self.ckpt_dir / BEST), self.model_cfg, g, prefix, self.pos,
-                           self.data.fingerprint)
+            self._save_generator(g, self.ckpt_dir / BEST)
         return {**{k: float(f"{v:.6g}") for k, v in values.items()}, "best": best}
 
     def _sampling_generator(self) -> nn.Module:
@@ -558,13 +556,16 @@ class Trainer:
                       {"opt_g": self.opt_g, "opt_d": self.opt_d}, self.noise_gen,
                       self.fixed_noise, self.pos, self.cfg.to_json(), self.data.fingerprint,
                       scalers, {"best": {"metric": self.cfg.eval_metric, "value": self.best}})
-            prefix = "G_ema" if self.ema is not None else "G"
-            save_generator(str(self.run_dir / GENERATOR), self.model_cfg, g, prefix, self.pos,
-                           self.data.fingerprint)
+            self._save_generator(g, self.run_dir / GENERATOR)
             if periodic and self.cfg.keep:
                 self._keep_periodic()
         self.G.train()
         dist.barrier(self.info)
+
+    def _save_generator(self, g: nn.Module, path: Path) -> None:
+        """The sampling generator alone, under the name its weights have in a full checkpoint."""
+        prefix = "G_ema" if self.ema is not None else "G"
+        save_generator(str(path), self.model_cfg, g, prefix, self.pos, self.data.fingerprint)
 
     def _keep_periodic(self) -> None:
         every, unit = self.cfg.checkpoint_interval()
