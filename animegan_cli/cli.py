@@ -162,7 +162,7 @@ def train(
     force: bool = typer.Option(False, help="Resume even if the dataset changed."),
     epochs: int | None = typer.Option(None, help="Epochs to train in total (default: 50)."),
     max_steps: int | None = typer.Option(None, help="Stop after this many steps in total."),
-    batch_size: int | None = typer.Option(None, help="Images per step per process (default: 64)."),
+    batch_size: int | None = typer.Option(None, help="Images per step per process (default: 8)."),
     arch: str | None = typer.Option(None, help="dcgan | seed (default: dcgan)."),
     image_size: int | None = typer.Option(
         None, help="32 | 64 | 128 (default: 64, or the dataset's)."

@@ -48,6 +48,40 @@ def test_each_command_has_help_with_an_example() -> None:
         assert "Example" in result.stdout, command
 
 
+def test_train_help_states_the_defaults_the_engine_uses() -> None:
+    """Every "(default: X)" in `train --help` is hand-written: it must not drift from the
+    TrainConfig default it describes (as the batch size and loss have changed by measurement)."""
+    import re
+
+    import typer
+
+    from animegan_cli.cli import app
+    from animegan_cli.train.config import TrainConfig
+
+    config = TrainConfig()
+    model = config.model_config()
+    train = typer.main.get_command(app).commands["train"]  # type: ignore[attr-defined]
+    checked = 0
+    for param in train.params:
+        match = re.search(r"\(default: ([^;,)]+)", param.help or "")
+        if not match or not hasattr(config, param.name):
+            continue
+        stated = match.group(1).strip()
+        actual = getattr(config, param.name)
+        if actual is None and hasattr(model, param.name):  # widths: the architecture's default
+            actual = getattr(model, param.name)
+        if actual is None:  # described in words (the Inception file's search order)
+            continue
+        if isinstance(actual, bool):
+            assert stated == ("on" if actual else "off"), (param.name, stated, actual)
+        elif isinstance(actual, (int, float)):
+            assert float(stated) == actual, (param.name, stated, actual)
+        else:
+            assert stated == str(actual), (param.name, stated, actual)
+        checked += 1
+    assert checked >= 20, checked  # the pattern still finds the help texts
+
+
 def test_missing_folder(tmp_path: Path) -> None:
     assert_user_error(run_cli("train", tmp_path / "nope", *TINY), "does not exist")
     assert_user_error(run_cli("prepare", tmp_path / "nope", "-o", tmp_path / "ds"),

@@ -39,7 +39,7 @@ class TrainConfig:
     # schedule
     epochs: int = 50
     max_steps: int | None = None  # stop after this many optimizer steps in total
-    batch_size: int = 64  # per process; the global batch is this times the world size
+    batch_size: int = 8  # per process (global: times the world size); see bench/quality.py
     # optimisation
     loss: str = "hinge"  # bench/quality.py: lower KID and SWD than bce at equal images
     lr_g: float = 2e-4
