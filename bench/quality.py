@@ -1,6 +1,6 @@
 """Training recipes compared by the quality they reach with the same number of images seen.
 
-    python bench/quality.py                                   # canonical vs defaults, ~50 min CPU
+    python bench/quality.py --images 76800 --parallel 2      # docs/quality.md: 54 min, 2 cores
     python bench/quality.py --images 24000 --samples 1024 \\
         --recipes canonical,ema,ema-aug,ema-hinge,ema-b128    # a quick pilot of candidates
 
