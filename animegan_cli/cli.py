@@ -252,7 +252,13 @@ def train(
     from animegan_cli.train.engine import train as run_train
 
     summary = run_train(RunRequest(data, demo, out, explicit, resume, force))
-    if summary.is_main:
+    if summary.is_main and summary.resumed_from and summary.steps == summary.resumed_from:
+        typer.echo(
+            f"{summary.run_dir} has already trained {summary.steps} steps ({summary.epochs} "
+            "epochs), as far as its --epochs/--max-steps go: nothing to do. Raise --epochs or "
+            "--max-steps to train on."
+        )
+    elif summary.is_main:
         typer.echo(
             f"trained {summary.epochs} epochs ({summary.steps} steps) in "
             f"{summary.seconds:.0f}s, {summary.images_per_second:.1f} images/s; "

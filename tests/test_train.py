@@ -74,6 +74,18 @@ def test_different_runs_differ(tmp_path: Path) -> None:
     assert not torch.equal(a["G/net.0.weight"], b["G/net.0.weight"])
 
 
+def test_resuming_a_finished_run_says_there_is_nothing_to_do(tmp_path: Path) -> None:
+    args = ["train", "--demo", "32", *TINY, "--out", tmp_path / "r", "--epochs"]
+    assert run_cli(*args, "1").code == 0
+    before = (tmp_path / "r/checkpoints/last.safetensors").read_bytes()
+    again = run_cli(*args, "1")
+    assert again.code == 0, again
+    assert "nothing to do" in again.stdout and "Raise --epochs" in again.stdout, again
+    assert (tmp_path / "r/checkpoints/last.safetensors").read_bytes() == before
+    further = run_cli(*args, "2")
+    assert further.code == 0 and "trained 2 epochs" in further.stdout, further
+
+
 def test_resume_refuses_other_dataset_unless_forced(tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert run_cli("train", "--demo", "32", "--epochs", "1", *TINY, "--out", run).code == 0

@@ -707,12 +707,15 @@ def _console() -> Any:
 
 def train(request: RunRequest) -> Summary:
     trainer = Trainer(request)
+    finished = False
     try:
         trainer.setup()
-        return trainer.fit()
+        summary = trainer.fit()
+        finished = True
+        return summary
     except torch.OutOfMemoryError:
         batch = trainer.cfg.batch_size if hasattr(trainer, "cfg") else 128
         raise UserError(f"the GPU ran out of memory at --batch-size {batch}; try --batch-size "
                         f"{max(1, batch // 2)}") from None
     finally:
-        dist.shutdown()
+        dist.shutdown(clean=finished)
