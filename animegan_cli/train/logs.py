@@ -11,10 +11,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from animegan_cli.images import save_image
+from animegan_cli.train.config import EVAL_METRICS
 
 SERIES_COLOURS = {"loss_d": (214, 39, 40), "loss_g": (31, 119, 180), "swd": (44, 160, 44),
                   "fid": (148, 103, 189), "kid": (255, 127, 14)}
-QUALITY_SERIES = ("swd", "fid", "kid")
 
 
 class MetricsLog:
@@ -62,7 +62,7 @@ def plot_losses(records: list[dict[str, Any]], path: Path, width: int = 800) -> 
     """Loss curves against step, with each logged quality metric (SWD, FID, KID) in a panel
     of its own below (their scales differ by orders of magnitude), drawn with Pillow."""
     panels = [("loss_d", "loss_g")]
-    panels += [(k,) for k in QUALITY_SERIES if any(k in r for r in records)]
+    panels += [(k,) for k in EVAL_METRICS if any(k in r for r in records)]
     height = 300 if len(panels) <= 2 else 220
     image = Image.new("RGB", (width, height * len(panels)), "white")
     draw = ImageDraw.Draw(image)
