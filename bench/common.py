@@ -1,8 +1,8 @@
 """Shared helpers for the benchmarks in bench/: input folders, machine state, statistics.
 
 Only the standard library is imported at module level. The benchmarks run each measurement in
-a fresh child process whose ``__main__`` is the benchmark script, and `animegan prepare` starts
-its decoding pool with the 'forkserver' method, which re-imports ``__main__`` in the server: a
+a fresh child process whose ``__main__`` is the benchmark script; decoding workers started
+with 'forkserver' or 'spawn' (where fork is unsafe or missing) re-import ``__main__``, so a
 heavy import here would pre-load the workers and flatter (or burden) the figures.
 """
 

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402  (stdlib only: see common.py on forkserver and __main__)
+import common  # noqa: E402  (stdlib only: see common.py on __main__)
 
 SCRIPT = str(Path(__file__).resolve())
 TARGETS = {"small": 1.5, "large": 4.0}  # a/b
@@ -47,46 +47,40 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def stop_forkserver() -> None:
-    """Reap the forkserver (which reaped the pool's workers), so their CPU time is counted."""
-    from multiprocessing import forkserver
-
-    stop = getattr(forkserver._forkserver, "_stop", None)
-    if stop is not None:
-        stop()
-
-def variant_a(root: Path, out: Path, workers: int) -> dict:
+def variant_a(root: Path, out: Path, workers: int, filter: str = "lanczos") -> dict:
     from animegan_cli.data.decode import DecodeOptions
     from animegan_cli.data.prepare import PrepareOptions, prepare
 
     shutil.rmtree(out, ignore_errors=True)
     cpu0 = cpu_seconds()
     t0 = time.perf_counter()
-    result = prepare(root, out, PrepareOptions(DecodeOptions(size=64), workers=workers))
+    result = prepare(root, out, PrepareOptions(DecodeOptions(size=64, filter=filter),
+                                               workers=workers))
     seconds = time.perf_counter() - t0
-    stop_forkserver()
     cpu = cpu_seconds() - cpu0
     assert not result.up_to_date
     shutil.rmtree(out, ignore_errors=True)
     return {"seconds": seconds, "cpu": cpu, "images": result.kept}
 
 
-def _patched_start(kind: str) -> None:
-    """Experiments only (the package is not changed): how prepare's pool is started."""
+def _decode_all_mp_pool(candidates, options):  # noqa: ANN001, ANN202
+    """Experiment: prepare's decoding as it was up to 2026-11-29, a multiprocessing.Pool
+    (fork) with imap over chunks of about 1 MB of input; arrays come back pickled."""
     import multiprocessing
 
-    from animegan_cli.data import prepare as prep
 
-    class Shim:
-        @staticmethod
-        def get_context(method: str):  # noqa: ANN205
-            if kind == "fork":
-                return multiprocessing.get_context("fork")
-            ctx = multiprocessing.get_context(method)
-            ctx.set_forkserver_preload(["animegan_cli.data.prepare"])
-            return ctx
+    workers = min(options.workers or os.cpu_count() or 1, max(1, len(candidates) // 16))
+    mean_bytes = sum(c.size for c in candidates) / len(candidates)
+    chunk = max(1, min(64, len(candidates) // (workers * 8), int((1 << 20) / mean_bytes)))
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        jobs = ((c.path, options.decode) for c in candidates)
+        yield from zip(candidates, pool.imap(_decode_job, jobs, chunksize=chunk))
 
-    prep.multiprocessing = Shim  # type: ignore[assignment]
+
+def _decode_job(job: tuple) -> tuple:
+    from animegan_cli.data.decode import decode_file
+
+    return decode_file(*job)
 
 
 def _decode_all_threads(candidates, options):  # noqa: ANN001, ANN202
@@ -117,13 +111,18 @@ def variant_a_threads(root: Path, out: Path, workers: int) -> dict:
     return variant_a(root, out, workers)
 
 
-def variant_a_fork(root: Path, out: Path, workers: int) -> dict:
-    _patched_start("fork")
-    return variant_a(root, out, workers)
+def variant_a_bicubic(root: Path, out: Path, workers: int) -> dict:
+    return variant_a(root, out, workers, filter="bicubic")
 
 
-def variant_a_preload(root: Path, out: Path, workers: int) -> dict:
-    _patched_start("preload")
+def variant_a_box(root: Path, out: Path, workers: int) -> dict:
+    return variant_a(root, out, workers, filter="box")
+
+
+def variant_a_mp_pool(root: Path, out: Path, workers: int) -> dict:
+    from animegan_cli.data import prepare as prep
+
+    prep._decode_all = _decode_all_mp_pool  # type: ignore[assignment]
     return variant_a(root, out, workers)
 
 
@@ -172,26 +171,29 @@ def variant_cli(root: Path, out: Path, workers: int) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     exe = Path(sys.executable).with_name("animegan")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "animegan_cli"]
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     subprocess.run([*cmd, "prepare", str(root), "-o", str(out), "--size", "64",
                     "--workers", str(workers)], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     seconds = time.perf_counter() - t0
+    cpu = cpu_seconds() - cpu0  # the command and the workers it joined
     count = json.loads((out / "manifest.json").read_text())["count"]
     shutil.rmtree(out, ignore_errors=True)
-    # No CPU figure: the command's forkserver outlives it and is never reaped by it.
-    return {"seconds": seconds, "cpu": float("nan"), "images": count}
+    return {"seconds": seconds, "cpu": cpu, "images": count}
 
 
 VARIANTS = {"a": variant_a, "b": variant_b, "c": variant_c, "cli": variant_cli,
-            "a_fork": variant_a_fork, "a_preload": variant_a_preload,
-            "a_threads": variant_a_threads}
+            "a_bicubic": variant_a_bicubic, "a_box": variant_a_box,
+            "a_mp_pool": variant_a_mp_pool, "a_threads": variant_a_threads}
+EXPERIMENTS = ("a_bicubic", "a_box", "a_mp_pool", "a_threads")
 LABELS = {"a": "a: animegan prepare (library, W workers)",
           "b": "b: ImageFolder + DataLoader (W workers)",
           "c": "c: plain Pillow loop (1 process)",
-          "cli": "cli: `animegan prepare` command (wall clock)",
-          "a_fork": "experiment: a with its pool started by 'fork' instead of 'forkserver'",
-          "a_preload": "experiment: a with forkserver preloading animegan_cli.data.prepare",
+          "cli": "cli: `animegan prepare` command (whole process: start-up, imports, workers)",
+          "a_bicubic": "experiment: a with --filter bicubic (the default is lanczos)",
+          "a_box": "experiment: a with --filter box",
+          "a_mp_pool": "experiment: a decoding in a multiprocessing.Pool, as before 2026-11-29",
           "a_threads": "experiment: a decoding in a thread pool of W threads, no processes"}
 
 
@@ -270,29 +272,32 @@ def breakdown(root: Path, out: Path, workers: int) -> dict:
     return res
 
 
-def pool_probe(root: Path, method: str, workers: int) -> dict:
-    """A fresh pool of one start method: start-up, then the real IPC of prepare's results."""
+def pool_probe(root: Path, kind: str, workers: int) -> dict:
+    """A fresh pool of one kind: start-up, then the IPC of prepare's results, no decoding."""
     import multiprocessing
 
+    from animegan_cli.data import pool
     from animegan_cli.data.decode import DecodeOptions
     from animegan_cli.data.scan import scan
 
     opts = DecodeOptions(size=64)
     paths = [c.path for c in scan(root)[0]]
     chunk = max(1, min(64, len(paths) // (workers * 8)))
-    name, _, preload = method.partition("+")
-    ctx = multiprocessing.get_context(name)
-    if preload:
-        ctx.set_forkserver_preload(["animegan_cli.data.prepare"])
     cpu0 = cpu_seconds()
     t = time.perf_counter()
-    with ctx.Pool(workers) as pool:
-        pool.map(_noop, range(workers), chunksize=1)  # every worker is up and has imported
+    if kind == "animegan":
+        pool.decode_file = _echo  # the forked workers inherit the patch
+        results = pool.decode_in_order(paths, opts, workers, chunk)
+        next(results)
         startup = time.perf_counter() - t
-        list(pool.imap(_echo, ((p, opts) for p in paths), chunksize=chunk))
+        for _ in results:
+            pass
+    else:
+        with multiprocessing.get_context("fork").Pool(workers) as mp_pool:
+            mp_pool.map(_noop, range(workers), chunksize=1)  # every worker is up
+            startup = time.perf_counter() - t
+            list(mp_pool.imap(_echo_job, ((p, opts) for p in paths), chunksize=chunk))
     total = time.perf_counter() - t
-    if name == "forkserver":
-        stop_forkserver()
     return {"startup_s": startup, "ipc_s": total - startup, "cpu_s": cpu_seconds() - cpu0,
             "images": len(paths)}
 
@@ -301,11 +306,15 @@ def _noop(_: int = 0) -> None:
     import animegan_cli.data.prepare  # noqa: F401  (what a real worker must import)
 
 
-def _echo(job: tuple) -> tuple:
-    """A job with the real IPC shape (path + options in, a 64x64x3 array out), no decoding."""
+def _echo(path: str, opts: object) -> tuple:
+    """decode_file's result shape (a 64x64x3 array), no decoding."""
     import numpy as np
 
     return np.zeros((64, 64, 3), np.uint8), None, ""
+
+
+def _echo_job(job: tuple) -> tuple:
+    return _echo(*job)
 
 
 # ---- the driver ------------------------------------------------------------------------------
@@ -320,11 +329,11 @@ def main() -> None:
     ap.add_argument("--source", choices=("faces", "emoji"), default="faces",
                     help="content of the small folder (large is always generated faces)")
     ap.add_argument("--variants", default="a,b,c",
-                    help="comma list from a,b,c,cli,a_fork,a_preload,a_threads")
+                    help="comma list from a,b,c,cli and the experiments")
     ap.add_argument("--cli", action="store_true", help="also time the `animegan prepare` CLI")
     ap.add_argument("--experiments", action="store_true",
-                    help="also run a_fork, a_preload, a_threads (prepare with another way of "
-                         "running its decoders, patched in the child process only)")
+                    help="also run " + ", ".join(EXPERIMENTS) + " (prepare with another filter, "
+                         "or another way of running its decoders patched in the child process)")
     ap.add_argument("--grain", type=float, default=3.0,
                     help="noise sigma in the large JPEGs (3: photo-like ~195 KB, 0: smooth ~80 KB)")
     ap.add_argument("--breakdown", action="store_true",
@@ -347,7 +356,7 @@ def main() -> None:
     if args.cli and "cli" not in variants:
         variants.append("cli")
     if args.experiments:
-        variants += [v for v in ("a_fork", "a_preload", "a_threads") if v not in variants]
+        variants += [v for v in EXPERIMENTS if v not in variants]
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
     log = work / "prepare_throughput.log"
@@ -362,6 +371,8 @@ def main() -> None:
     print(f"# reproduce: {command.strip()}")
     print(f"# W = {args.workers} workers for a and b; {args.repeats} repeats; "
           f"child stderr in {log}")
+    for v in variants:
+        print(f"#   {LABELS[v]}")
     for name, root in folders.items():
         mb = common.warm_page_cache(root) / 1e6
         print(f"# {name}: {root}  ({len(common.list_images(root))} files, {mb:.1f} MB)")
@@ -377,7 +388,7 @@ def main() -> None:
                     print(f"  {k:32s} {v:8.3f} s   {1e3 * v / n:8.3f} ms/image   "
                           f"{n / v if v else 0:9.0f} images/s")
             print("  pool alone (fresh process each; worker start-up, then IPC of the results):")
-            for method in ("forkserver", "forkserver+preload", "fork", "spawn"):
+            for method in ("animegan", "mp-pool"):
                 pr = common.run_child([SCRIPT, "--child", f"pool-{method}", str(root), "-",
                                        str(args.workers)], log)
                 print(f"    {method:20s} start-up {pr['startup_s']:6.3f} s   IPC "
@@ -405,8 +416,8 @@ def main() -> None:
 
     print(f"\nload average (1, 5, 15 min) before and after each repeat: {' | '.join(loads)}")
     ratios = [(x, y) for x, y in (("a", "b"), ("a", "c"), ("b", "c"), ("cli", "b"),
-                                  ("a_fork", "b"), ("a_preload", "b"), ("a_threads", "b"),
-                                  ("a_fork", "a"), ("a_threads", "a"))
+                                  ("a_bicubic", "b"), ("a_box", "b"), ("a_mp_pool", "b"),
+                                  ("a_threads", "b"), ("a", "a_mp_pool"))
               if x in variants and y in variants]
     wall_rows, cpu_rows = [], []
     for fname in folders:

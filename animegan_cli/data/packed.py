@@ -124,7 +124,8 @@ class DatasetWriter:
             shutil.rmtree(stale, ignore_errors=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".partial",
                                          dir=self.out.parent))
-        self._file = open(self.tmp / IMAGES_FILE, "wb")  # noqa: SIM115 - closed in commit/abort
+        # A 1 MB buffer: one write call per ~85 images at 64 px instead of one per image.
+        self._file = open(self.tmp / IMAGES_FILE, "wb", buffering=1 << 20)  # noqa: SIM115
 
     def append(self, image: np.ndarray, preview_slots: int = 64) -> None:
         data = np.ascontiguousarray(image, dtype=np.uint8)

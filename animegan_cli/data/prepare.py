@@ -1,22 +1,18 @@
 """`animegan prepare`: any folder of images -> a packed dataset, with a report of every skip.
 
-Scanning and decoding live in scan.py and decode.py; this module runs them in parallel, streams
-the results into a DatasetWriter in sorted-path order (so two runs are byte-identical) and
-writes the manifest. It imports no torch: preparing data should not pay for it.
+Scanning and decoding live in scan.py and decode.py, the worker processes in pool.py; this
+module streams the results into a DatasetWriter in sorted-path order (so two runs are
+byte-identical) and writes the manifest. It imports no torch: preparing data should not pay
+for it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import io
 import json
-import multiprocessing
 import os
-import signal
-import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -28,15 +24,16 @@ import numpy as np
 from PIL import Image
 
 from animegan_cli import __version__
-from animegan_cli.data.decode import REASONS, DecodeOptions, decode_file, pixel_hash
+from animegan_cli.data.decode import REASONS, DecodeOptions, Result, decode_file, pixel_hash
 from animegan_cli.data.packed import DatasetWriter, is_dataset, read_manifest
+from animegan_cli.data.pool import decode_in_order
 from animegan_cli.data.scan import Candidate, scan
 from animegan_cli.errors import UserError
 from animegan_cli.images import make_grid
 
 Progress = Callable[[int, int], None]  # (done, total)
 _CHUNK_BYTES = 1 << 20
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_CHUNK_OUT_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -138,7 +135,7 @@ def prepare(src: str | os.PathLike[str], out: str | os.PathLike[str],
 
 
 def _decode_all(candidates: list[Candidate], options: PrepareOptions
-                ) -> Iterator[tuple[Candidate, tuple[np.ndarray | None, str | None, str]]]:
+                ) -> Iterator[tuple[Candidate, Result]]:
     """Decode in sorted order; in worker processes when more than one core is asked for."""
     workers = options.workers or os.cpu_count() or 1
     workers = min(workers, max(1, len(candidates) // 16))  # tiny folders: pool start-up dominates
@@ -147,37 +144,13 @@ def _decode_all(candidates: list[Candidate], options: PrepareOptions
         for cand, path in zip(candidates, paths):
             yield cand, decode_file(path, options.decode)
         return
-    # fork starts workers 15x faster (bench/prepare_throughput.py), but only a single-threaded
-    # parent may fork safely: once torch is imported (train on a raw folder) its OpenMP
-    # threads exist, and forkserver gives clean workers instead.
-    linux = sys.platform.startswith("linux")
-    single_threaded = "torch" not in sys.modules and threading.active_count() == 1
-    method = ("fork" if single_threaded else "forkserver") if linux else "spawn"
-    ctx = multiprocessing.get_context(method)
-    # Chunks of about a megabyte of input: many small files amortise the IPC, while a few
-    # large ones do not leave one worker decoding a long last chunk alone.
+    # Chunks of about a megabyte of input and at most 8 MB of output: many small files amortise
+    # the IPC, while a few large ones do not leave one worker decoding a long last chunk alone.
     mean_bytes = sum(c.size for c in candidates) / len(candidates)
-    chunk = max(1, min(64, len(paths) // (workers * 8), int(_CHUNK_BYTES / mean_bytes)))
-    init = (_die_with_parent, (os.getpid(),)) if method == "fork" else (None, ())
-    with ctx.Pool(workers, *init) as pool:
-        results = pool.imap(_decode_job, ((p, options.decode) for p in paths), chunksize=chunk)
-        yield from zip(candidates, results)
-
-
-def _die_with_parent(parent: int) -> None:
-    """Pool initializer: end this worker when prepare dies (kill -9 included).
-
-    Forked workers would otherwise decode on as orphans, then print BrokenPipe tracebacks
-    into the user's terminal when they report to the dead parent.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it died before prctl took effect
-        os._exit(1)
-
-
-def _decode_job(job: tuple[str, DecodeOptions]) -> tuple[np.ndarray | None, str | None, str]:
-    return decode_file(*job)
+    out_bytes = 3 * options.decode.size ** 2
+    chunk = max(1, min(64, len(paths) // (workers * 8), int(_CHUNK_BYTES / mean_bytes),
+                       _CHUNK_OUT_BYTES // out_bytes))
+    yield from zip(candidates, decode_in_order(paths, options.decode, workers, chunk))
 
 
 def _preview_png(previews: list[np.ndarray]) -> bytes | None:
