@@ -140,11 +140,11 @@ def _with_progress(console: Any, label: str, job: Any) -> Any:
         last = [0.0]
 
         def update(done: int, total: int) -> None:
+            # Called once per image: only every tenth of a second is worth rich's bookkeeping.
             now = time.monotonic()
-            redraw = now - last[0] >= 0.1 or done == total
-            if redraw:
+            if now - last[0] >= 0.1 or done == total:
                 last[0] = now
-            progress.update(task, completed=done, total=total, refresh=redraw)
+                progress.update(task, completed=done, total=total, refresh=True)
 
         return job(update)
 
