@@ -543,10 +543,8 @@ def test_a_killed_replacement_loses_neither_dataset(prepare_story: PrepareStory)
             or t.old_states == ["complete (stretch)"], t
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a fork pool and /proc: Linux")
-def test_killing_prepare_ends_its_workers_quietly(tmp_path: Path) -> None:
-    """kill -9 of prepare must not leave its forked workers decoding on as orphans, then
-    printing BrokenPipe tracebacks into the terminal when they report to the dead parent."""
+def _prepare_with_workers_running(tmp_path: Path) -> tuple[subprocess.Popen[str], list[str]]:
+    """`animegan prepare` on 2,000 images in its own session, once both its workers exist."""
     import numpy as np
     from PIL import Image
 
@@ -556,9 +554,10 @@ def test_killing_prepare_ends_its_workers_quietly(tmp_path: Path) -> None:
     for i in range(2000):
         pixels = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(src / f"img_{i:04d}.png")
-    proc = subprocess.Popen([sys.executable, "-m", "animegan_cli", "prepare", str(src), "-o",
+    proc = subprocess.Popen([*animegan_command(), "prepare", str(src), "-o",
                              str(tmp_path / "out"), "--size", "32", "--workers", "2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
     workers: list[str] = []
     deadline = time.monotonic() + 60
@@ -567,19 +566,60 @@ def test_killing_prepare_ends_its_workers_quietly(tmp_path: Path) -> None:
             workers = children.read_text().split()
         time.sleep(0.005)
     assert len(workers) >= 2, "the decoding pool never started"
+    return proc, workers
+
+
+def _running(pid: str) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False  # gone and reaped
+    return state not in ("Z", "X")  # a zombie waits for its new parent to reap it
+
+
+def _assert_workers_end(workers: list[str]) -> None:
+    deadline = time.monotonic() + 5  # signals are delivered at once; exiting takes a moment
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if _running(pid)], "workers outlived prepare"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a fork pool and /proc: Linux")
+def test_killing_prepare_ends_its_workers_quietly(tmp_path: Path) -> None:
+    """kill -9 of prepare must not leave its forked workers decoding on as orphans, then
+    printing BrokenPipe tracebacks into the terminal when they report to the dead parent."""
+    proc, workers = _prepare_with_workers_running(tmp_path)
     proc.kill()
     # The workers hold the stderr pipe too: it ends only when they are gone.
     _, err = proc.communicate(timeout=30)
     assert "Traceback" not in err, err
-    def running(pid: str) -> bool:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return False  # gone and reaped
-        return state not in ("Z", "X")  # a zombie waits for its new parent to reap it
-
-    deadline = time.monotonic() + 5  # SIGKILL is delivered at once; exiting takes a moment
-    while any(running(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not [pid for pid in workers if running(pid)], "workers outlived prepare"
+    _assert_workers_end(workers)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a fork pool and /proc: Linux")
+def test_ctrl_c_during_prepare_leaves_nothing_behind(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole foreground process group: the workers must stay quiet and
+    prepare must end them, say it was interrupted and remove its unfinished output."""
+    proc, workers = _prepare_with_workers_running(tmp_path)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err, err
+    _assert_workers_end(workers)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # no dataset, no .partial
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a fork pool and /proc: Linux")
+def test_sigint_to_the_workers_alone_changes_nothing(tmp_path: Path) -> None:
+    """Whether to stop is prepare's decision: a worker must not die of SIGINT (with a
+    KeyboardInterrupt traceback) while prepare goes on."""
+    proc, workers = _prepare_with_workers_running(tmp_path)
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):  # already done
+            os.kill(int(pid), signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["count"] == 2000

@@ -63,6 +63,16 @@ def test_results_equal_the_serial_decoder_in_file_order(folder: Path, workers: i
     assert sum(r[2] is None for r in expected) == 4  # the four bad files are in the mix
     got = run_pool("order", folder, workers, chunk)
     assert got["results"] == expected
+    assert got["parents"] == ["self"] * workers  # forked: the fast start
+    assert got["alive_after"] == []
+
+
+def test_a_process_with_threads_starts_its_workers_without_fork(folder: Path) -> None:
+    """fork copies one thread of a multi-threaded process, with whatever locks the others
+    held (torch's OpenMP pool, rich's refresh thread): the pool uses a forkserver there."""
+    got = run_pool("threaded", folder, 2, 5)
+    assert got["results"] == serial(folder)
+    assert got["parents"] == ["other", "other"]
     assert got["alive_after"] == []
 
 

@@ -5,13 +5,16 @@
 A fresh interpreter (no torch imported) is what `animegan prepare` is, so the pool forks its
 workers here as it does there, and they inherit the fault injected by a scenario:
   order         plain run
+  threaded      plain run from a process with a second thread, where the pool must not fork
+                (it starts its workers through a forkserver instead)
   crash NAME    decoding the file called NAME kills its worker with SIGSEGV, as a decoder bug
                 on a hostile file would
   kill          after the first result, one worker is killed from outside (the OOM killer)
   close         take one result, close the iterator, report the workers still alive
 
 Prints one JSON object: {"results": [[reason, detail, sha256 of the pixels or null], ...],
-"alive_after": [pids]}.
+"alive_after": [pids of workers still running at the end], "parents": ["self" for a worker
+this process forked, "other" for one a forkserver started]}.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 
@@ -30,6 +34,8 @@ def main() -> None:
     from animegan_cli.data.decode import DecodeOptions, pixel_hash
 
     paths = sorted(str(p) for p in Path(folder).iterdir())
+    if scenario == "threaded":
+        threading.Thread(target=threading.Event().wait, daemon=True).start()
     if scenario == "crash":
         real = pool.decode_file
 
@@ -41,18 +47,24 @@ def main() -> None:
         pool.decode_file = crashing
     results = pool.decode_in_order(paths, DecodeOptions(size=32), int(workers), int(chunk))
     out = []
-    workers_seen = []
+    workers_seen: list[int] = []
+    parents: list[str] = []
     for array, reason, detail in results:
         out.append([reason, detail, None if array is None else pixel_hash(array)])
         if len(out) == 1:
             workers_seen = [p.pid for p in multiprocessing.active_children()]
+            parents = ["self" if _parent(pid) == os.getpid() else "other" for pid in workers_seen]
             if scenario == "kill":
                 os.kill(workers_seen[0], signal.SIGKILL)
             elif scenario == "close":
                 results.close()
                 break
     alive = [pid for pid in workers_seen if _running(pid)]
-    print(json.dumps({"results": out, "alive_after": alive}))
+    print(json.dumps({"results": out, "alive_after": alive, "parents": parents}))
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def _running(pid: int) -> bool:
