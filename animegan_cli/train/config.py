@@ -20,7 +20,7 @@ LOSSES = ("bce", "hinge", "lsgan")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 ON_NAN = ("stop", "rollback")
-EVAL_METRICS = ("swd", "fid", "kid")
+EVAL_METRICS = {"swd": 2, "fid": 2, "kid": 4}  # name -> decimals in the epoch line
 # Options that belong to one invocation, not to the run: a resumed run does not inherit them.
 SESSION_FIELDS = ("max_steps", "device", "compile", "tensorboard", "inception_weights")
 # Options that define the networks: changing them cannot continue a run.

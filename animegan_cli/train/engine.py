@@ -32,7 +32,7 @@ from animegan_cli.images import make_grid, save_image
 from animegan_cli.models import ModelConfig, build
 from animegan_cli.train import distributed as dist
 from animegan_cli.train.augment import diff_augment, flip
-from animegan_cli.train.config import DEVICES, MODEL_FIELDS, resolve
+from animegan_cli.train.config import DEVICES, EVAL_METRICS, MODEL_FIELDS, resolve
 from animegan_cli.train.ema import EMA, recalibrate_batchnorm
 from animegan_cli.train.feeder import Feeder
 from animegan_cli.train.logs import MetricsLog, plot_losses
@@ -514,7 +514,7 @@ class Trainer:
         stats = "  ".join(f"{k} {v:.3f}" for k, v in shown.items() if k != "images_per_s")
         if quality is not None:
             stats += "".join(f"  {k} {quality[k]:.{digits}f}"
-                             for k, digits in (("swd", 2), ("fid", 2), ("kid", 4)) if k in quality)
+                             for k, digits in EVAL_METRICS.items() if k in quality)
             stats += " (best)" if quality["best"] else ""
         self.console.log(f"epoch {self.pos.epoch}/{self.cfg.epochs}  {stats}  "
                          f"{shown.get('images_per_s', 0):.0f} img/s  -> {path}")
