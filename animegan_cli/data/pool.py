@@ -77,8 +77,12 @@ class _Pool:
         self.paths = paths
         self.opts = opts
         self.workers: list[_Worker] = []
-        for _ in range(workers):
-            self.workers.append(self._start())
+        try:
+            for _ in range(workers):
+                self.workers.append(self._start())
+        except BaseException:  # e.g. fork failed for lack of memory: end those started
+            self.close()
+            raise
 
     def _start(self) -> _Worker:
         ours, theirs = self.ctx.Pipe()
@@ -147,11 +151,9 @@ class _Pool:
     def close(self) -> None:
         for worker in self.workers:
             worker.conn.close()
-            with contextlib.suppress(ValueError):  # already closed by a failed start
-                worker.process.kill()  # decoders hold nothing that needs flushing
+            worker.process.kill()  # decoders hold nothing that needs flushing
         for worker in self.workers:
-            with contextlib.suppress(ValueError):
-                worker.process.join()
+            worker.process.join()
 
 
 def _how_it_ended(code: int | None) -> str:
