@@ -63,18 +63,13 @@ def variant_a(root: Path, out: Path, workers: int, filter: str = "lanczos") -> d
     return {"seconds": seconds, "cpu": cpu, "images": result.kept}
 
 
-def _decode_all_mp_pool(candidates, options):  # noqa: ANN001, ANN202
+def _decode_in_order_mp_pool(paths, opts, workers, chunk):  # noqa: ANN001, ANN202
     """Experiment: prepare's decoding as it was up to 2026-11-29, a multiprocessing.Pool
-    (fork) with imap over chunks of about 1 MB of input; arrays come back pickled."""
+    (fork) with imap over the same chunks; arrays come back pickled one by one."""
     import multiprocessing
 
-
-    workers = min(options.workers or os.cpu_count() or 1, max(1, len(candidates) // 16))
-    mean_bytes = sum(c.size for c in candidates) / len(candidates)
-    chunk = max(1, min(64, len(candidates) // (workers * 8), int((1 << 20) / mean_bytes)))
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        jobs = ((c.path, options.decode) for c in candidates)
-        yield from zip(candidates, pool.imap(_decode_job, jobs, chunksize=chunk))
+        yield from pool.imap(_decode_job, ((p, opts) for p in paths), chunksize=chunk)
 
 
 def _decode_job(job: tuple) -> tuple:
@@ -122,7 +117,7 @@ def variant_a_box(root: Path, out: Path, workers: int) -> dict:
 def variant_a_mp_pool(root: Path, out: Path, workers: int) -> dict:
     from animegan_cli.data import prepare as prep
 
-    prep._decode_all = _decode_all_mp_pool  # type: ignore[assignment]
+    prep.decode_in_order = _decode_in_order_mp_pool  # type: ignore[assignment]
     return variant_a(root, out, workers)
 
 

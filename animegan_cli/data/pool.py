@@ -96,7 +96,7 @@ class _Pool:
     def results(self, chunk: int) -> Iterator[Result]:
         total = len(self.paths)
         todo: deque[Span] = deque((i, min(i + chunk, total)) for i in range(0, total, chunk))
-        done: dict[int, tuple[int, list[Result]]] = {}  # span start -> (stop, results)
+        done: dict[int, list[Result]] = {}  # span start -> its results, one per file
         position = 0
         while position < total:
             for worker in self.workers:
@@ -121,15 +121,14 @@ class _Pool:
                 except (EOFError, OSError):
                     self._replace(worker, todo, done)
                     continue
-                start, stop = worker.spans.popleft()
-                done[start] = (stop, _unpack(statuses, pixels, self.opts.size))
+                start, _ = worker.spans.popleft()
+                done[start] = _unpack(statuses, pixels, self.opts.size)
             while position in done:
-                stop, results = done.pop(position)
+                results = done.pop(position)
                 yield from results
-                position = stop
+                position += len(results)
 
-    def _replace(self, dead: _Worker, todo: deque[Span],
-                 done: dict[int, tuple[int, list[Result]]]) -> None:
+    def _replace(self, dead: _Worker, todo: deque[Span], done: dict[int, list[Result]]) -> None:
         """A worker died: start another, retry its work, and blame a file only when it is alone."""
         dead.conn.close()
         dead.process.kill()  # in case it is alive after all: it no longer has a way to answer
@@ -139,8 +138,7 @@ class _Pool:
         if retry:  # it died decoding the oldest span; the others never started
             start, stop = retry.pop(0)
             if stop - start == 1:
-                done[start] = (stop, [(None, "corrupt",
-                                       f"the decoder process died on this file ({how})")])
+                done[start] = [(None, "corrupt", f"the decoder process died on this file ({how})")]
             else:
                 retry += [(i, i + 1) for i in range(start, stop)]
         merged = sorted([*retry, *todo])  # todo stays in file order: its head is the oldest work
