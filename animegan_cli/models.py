@@ -9,74 +9,18 @@ Two architectures share one interface:
   convolutions (32, 64, 128, 256 channels) then a 4x4 'valid' one to a logit; G is a 4x4 'valid'
   transposed convolution to 4x4x512, then 3x3 stride-2 'same' ones, LeakyReLU between.
 
-Image sizes 32, 64 and 128 remove or add one up/down block. The config is stored in every
-checkpoint, so it is validated strictly: it may come from a hostile file.
+Image sizes 32, 64 and 128 remove or add one up/down block. The choices and the validated config
+live in model_config.py (torch-free).
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
 
-ARCHS = ("dcgan", "seed")
-IMAGE_SIZES = (32, 64, 128)
-# Defaults per architecture: (ngf, ndf). The seed article's D starts at 32 channels.
-DEFAULT_WIDTHS = {"dcgan": (64, 64), "seed": (64, 32)}
-MAX_WIDTH = 1024
-MAX_NZ = 1024
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    arch: str = "dcgan"
-    image_size: int = 64
-    nz: int = 100
-    ngf: int = 64
-    ndf: int = 64
-    spectral_norm: bool = False
-
-    def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"unknown architecture {self.arch!r}; choose one of "
-                             f"{', '.join(ARCHS)}")
-        if self.image_size not in IMAGE_SIZES:
-            raise ValueError(
-                f"unsupported image size {self.image_size}; choose one of "
-                + ", ".join(map(str, IMAGE_SIZES))
-            )
-        for name, value, top in (("nz", self.nz, MAX_NZ), ("ngf", self.ngf, MAX_WIDTH),
-                                 ("ndf", self.ndf, MAX_WIDTH)):
-            if type(value) is not int or not 1 <= value <= top:
-                raise ValueError(f"{name} must be an integer from 1 to {top}, got {value!r}")
-        if type(self.spectral_norm) is not bool:
-            raise ValueError("spectral_norm must be true or false")
-
-    @classmethod
-    def for_arch(cls, arch: str = "dcgan", image_size: int = 64, nz: int = 100,
-                 ngf: int | None = None, ndf: int | None = None,
-                 spectral_norm: bool = False) -> ModelConfig:
-        """A config with the architecture's own default widths where none are given."""
-        default_g, default_d = DEFAULT_WIDTHS.get(arch, (64, 64))
-        return cls(arch, image_size, nz, ngf or default_g, ndf or default_d, spectral_norm)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> ModelConfig:
-        """Parse and validate; raises ValueError on anything unexpected."""
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError("model config is not a JSON object")
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"model config has unknown fields: {', '.join(sorted(unknown))}")
-        return cls(**data)
+from animegan_cli.model_config import ModelConfig
 
 
 def _blocks(image_size: int) -> int:

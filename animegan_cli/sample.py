@@ -19,7 +19,7 @@ import torch
 from animegan_cli import checkpoint
 from animegan_cli.errors import UserError
 from animegan_cli.images import make_grid, save_image
-from animegan_cli.models import ModelConfig
+from animegan_cli.model_config import ModelConfig
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 MAX_GRID_IMAGES = 4096  # a bigger grid is tens of thousands of pixels wide: use --out-dir

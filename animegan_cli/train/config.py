@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from animegan_cli.errors import UserError
-from animegan_cli.models import ModelConfig
+from animegan_cli.model_config import ModelConfig
 
 LOSSES = ("bce", "hinge", "lsgan")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

@@ -17,7 +17,7 @@ from torch import nn
 from animegan_cli import checkpoint
 from animegan_cli.checkpoint import Checkpoint
 from animegan_cli.errors import UserError
-from animegan_cli.models import ModelConfig
+from animegan_cli.model_config import ModelConfig
 
 ADAM_KEYS = ("exp_avg", "exp_avg_sq")
 

@@ -1,0 +1,73 @@
+"""Where tensors live and in what precision: device choice, precision choice, and the one
+conversion from network output to image bytes.
+
+The choice lists are plain tuples and torch is imported inside the functions, so the CLI can
+list the choices in its help without importing torch (about 2 s).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from animegan_cli.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def select_device(name: str, local_rank: int = 0) -> torch.device:
+    """The torch device for a --device choice; `auto` prefers CUDA, then MPS, then the CPU."""
+    import torch
+
+    if name not in DEVICES:
+        raise UserError(f"--device {name!r} is not one of: {', '.join(DEVICES)}")
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda was asked for but no CUDA GPU is available; "
+                            "use --device auto or --device cpu")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps was asked for but MPS is not available; use --device auto")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """The precision a --precision choice means on `device`: fp32, bf16 or fp16."""
+    import torch
+
+    if name == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    # bf16 autocast on a CPU with native bf16 (AVX512-BF16, AMX) measured 1.6x faster than fp32
+    # (docs/benchmarks.md) but slower without it, so it is offered, not the default.
+    if name == "fp16" and device.type == "cpu":
+        raise UserError("--precision fp16 is for GPUs; use fp32 (or auto), or bf16 on a CPU "
+                        "with native bf16 support")
+    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UserError("this GPU has no bf16 support; use --precision fp16 or fp32")
+    return name
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a resolved precision; None for fp32 (no autocast)."""
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[-1, 1] NCHW float -> uint8 NHWC, the layout every image writer here takes."""
+    import torch
+
+    x = images.detach().float().clamp(-1, 1).add(1).mul(127.5).round()
+    return x.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()

@@ -1,0 +1,102 @@
+"""The layout of a run folder, in one place: every command that reads or writes a run asks
+`RunDir` for its paths instead of spelling file names.
+
+    RUN/
+      config.json            the resolved options of the latest invocation
+      metrics.jsonl          one JSON object per logged step and per evaluation
+      loss.png               loss and quality curves
+      generator.safetensors  the sampling generator (EMA when on) of the latest checkpoint
+      result.gif             what `animegan gif RUN` writes by default
+      samples/epoch_0001.png the fixed-noise grid of each epoch
+      checkpoints/last.safetensors   full state for exact resume
+      checkpoints/best.safetensors   the best generator by --eval-metric
+      checkpoints/epoch_0005.safetensors, step_0001000.safetensors   periodic (--keep)
+      tensorboard/           with --tensorboard
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_PERIODIC = re.compile(r"(epoch_\d{4,}|step_\d{7,})\.safetensors")
+_EPOCH_GRID = re.compile(r"epoch_(\d{4,})\.png")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.safetensors"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.safetensors"
+
+    @property
+    def generator(self) -> Path:
+        return self.root / "generator.safetensors"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def loss_plot(self) -> Path:
+        return self.root / "loss.png"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    @property
+    def animation(self) -> Path:
+        return self.root / "result.gif"
+
+    def epoch_grid(self, epoch: int) -> Path:
+        return self.samples / f"epoch_{epoch:04d}.png"
+
+    def epoch_grids(self) -> list[tuple[int, Path]]:
+        """(epoch, path) of the saved epoch grids, in epoch order."""
+        if not self.samples.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.samples.iterdir()
+                 if (m := _EPOCH_GRID.fullmatch(p.name))]
+        return sorted(found)
+
+    def periodic_checkpoint(self, *, epoch: int | None = None, step: int | None = None) -> Path:
+        """The kept copy for an epoch boundary (epoch=) or a step (step=)."""
+        if (epoch is None) == (step is None):
+            raise ValueError("pass exactly one of epoch= and step=")
+        name = f"epoch_{epoch:04d}" if epoch is not None else f"step_{step:07d}"
+        return self.checkpoints / f"{name}.safetensors"
+
+    def periodic_checkpoints(self) -> list[Path]:
+        """The kept periodic checkpoints, oldest first (zero-padded names sort in training
+        order); never `last` or `best`."""
+        if not self.checkpoints.is_dir():
+            return []
+        return sorted(p for p in self.checkpoints.iterdir() if _PERIODIC.fullmatch(p.name))
+
+    def folders(self) -> tuple[Path, ...]:
+        """The folders a run writes into (made at start, swept for stale partial files)."""
+        return (self.root, self.checkpoints, self.samples)
+
+    def is_run(self) -> bool:
+        """Whether `root` looks like a run folder (it has a checkpoint or epoch grids)."""
+        return self.last.exists() or self.generator.exists() or self.samples.is_dir()
