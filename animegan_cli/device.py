@@ -7,7 +7,7 @@ list the choices in its help without importing torch (about 2 s).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 from animegan_cli.errors import UserError
 
@@ -15,8 +15,10 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+Device = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+DEVICES: tuple[str, ...] = get_args(Device)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 def select_device(name: str, local_rank: int = 0) -> torch.device:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
+from typing import Literal, get_args
 
-ARCHS = ("dcgan", "seed")
-IMAGE_SIZES = (32, 64, 128)
+Arch = Literal["dcgan", "seed"]
+ImageSize = Literal[32, 64, 128]
+ARCHS: tuple[str, ...] = get_args(Arch)
+IMAGE_SIZES: tuple[int, ...] = get_args(ImageSize)
 # Defaults per architecture: (ngf, ndf). The seed article's D starts at 32 channels.
 DEFAULT_WIDTHS = {"dcgan": (64, 64), "seed": (64, 32)}
 MAX_WIDTH = 1024

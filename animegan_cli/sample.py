@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from animegan_cli import checkpoint
+from animegan_cli.device import select_device, to_uint8
 from animegan_cli.errors import UserError
 from animegan_cli.images import make_grid, save_image
 from animegan_cli.model_config import ModelConfig
@@ -58,8 +59,6 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 def generate(net: torch.nn.Module, z: torch.Tensor, device: torch.device,
              batch_size: int = 256) -> Iterator[np.ndarray]:
     """uint8 NHWC images of `net` (in the mode it is in) for latents z, in bounded batches."""
-    from animegan_cli.train.engine import to_uint8
-
     for start in range(0, z.shape[0], batch_size):
         yield to_uint8(net(z[start:start + batch_size].to(device)))
 
@@ -95,8 +94,6 @@ class LoadedGenerator:
 
 
 def load_generator(path: str | os.PathLike[str], device: str = "auto") -> LoadedGenerator:
-    from animegan_cli.train.engine import select_device
-
     ckpt = checkpoint.open_checkpoint(path)
     dev = select_device(device)
     return LoadedGenerator(checkpoint.load_generator_module(ckpt, dev), ckpt.model, dev, ckpt)

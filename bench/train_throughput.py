@@ -120,7 +120,7 @@ class Clock:
 def _device(name: str):  # noqa: ANN202
     import torch
 
-    from animegan_cli.train.engine import select_device
+    from animegan_cli.device import select_device
 
     dev = select_device(name)
     if dev.type == "cuda":

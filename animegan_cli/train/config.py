@@ -11,15 +11,16 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
+from animegan_cli.device import DEVICES, PRECISIONS, Device, Precision
 from animegan_cli.errors import UserError
-from animegan_cli.model_config import ModelConfig
+from animegan_cli.model_config import Arch, ModelConfig
 
-LOSSES = ("bce", "hinge", "lsgan")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-ON_NAN = ("stop", "rollback")
+Loss = Literal["hinge", "bce", "lsgan"]
+OnNan = Literal["stop", "rollback"]
+LOSSES: tuple[str, ...] = get_args(Loss)
+ON_NAN: tuple[str, ...] = get_args(OnNan)
 EVAL_METRICS = {"swd": 2, "fid": 2, "kid": 4}  # name -> decimals in the epoch line
 # Options that belong to one invocation, not to the run: a resumed run does not inherit them.
 SESSION_FIELDS = ("max_steps", "device", "compile", "tensorboard", "inception_weights")
@@ -30,7 +31,7 @@ MODEL_FIELDS = ("arch", "image_size", "nz", "ngf", "ndf", "spectral_norm")
 @dataclass(frozen=True)
 class TrainConfig:
     # networks
-    arch: str = "dcgan"
+    arch: Arch = "dcgan"
     image_size: int = 64
     nz: int = 100
     ngf: int | None = None  # None: the architecture's default width
@@ -41,7 +42,7 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many optimizer steps in total
     batch_size: int = 8  # per process (global: times the world size); see bench/quality.py
     # optimisation
-    loss: str = "hinge"  # bench/quality.py: lower KID and SWD than bce at equal images
+    loss: Loss = "hinge"  # bench/quality.py: lower KID and SWD than bce at equal images
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
@@ -54,12 +55,12 @@ class TrainConfig:
     mirror: bool = False
     # machinery
     seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
+    device: Device = "auto"
+    precision: Precision = "auto"
     compile: bool = False
     checkpoint_every: str = "1"  # "N" epochs or "Nsteps"
     keep: int = 0  # periodic checkpoints kept besides last.safetensors
-    on_nan: str = "stop"
+    on_nan: OnNan = "stop"
     log_every: int = 50  # steps between metrics.jsonl lines
     eval_every: int = 1  # epochs between quality evaluations (0: off)
     eval_metric: str = "swd"  # what best.safetensors is chosen by; fid and kid need Inception
