@@ -135,6 +135,25 @@ def test_keep_periodic_checkpoints(tmp_path: Path) -> None:
     assert names == ["epoch_0003.safetensors", "epoch_0004.safetensors", "last.safetensors"]
 
 
+def test_retention_with_evaluation_keeps_the_best_checkpoint(tmp_path: Path) -> None:
+    """--keep deleted best.safetensors when evaluation was on: retention now takes only
+    epoch_*/step_* files."""
+    run = tmp_path / "run"
+    result = run_cli("train", "--demo", "64", "--epochs", "3", *TINY[:-2], "--eval-every", "1",
+                     "--keep", "1", "--out", run)
+    assert result.code == 0, result
+    assert "(best)" in result.stderr
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["best.safetensors", "epoch_0003.safetensors", "last.safetensors"]
+
+
+def test_label_smoothing_with_a_loss_that_ignores_it_is_refused(tmp_path: Path) -> None:
+    result = run_cli("train", "--demo", "64", "--epochs", "1", *TINY, "--label-smoothing", "0.1",
+                     "--out", tmp_path / "run")
+    assert_user_error(result, "--label-smoothing only acts on --loss bce", "--loss bce")
+    assert not (tmp_path / "run").exists()
+
+
 def test_checkpoint_every_steps(tmp_path: Path) -> None:
     run = tmp_path / "run"
     result = run_cli("train", "--demo", "64", "--epochs", "1", *TINY, "--checkpoint-every",

@@ -15,13 +15,13 @@ from typing import Any, Literal, get_args
 
 from animegan_cli.device import DEVICES, PRECISIONS, Device, Precision
 from animegan_cli.errors import UserError
+from animegan_cli.metrics import EVAL_METRICS
 from animegan_cli.model_config import Arch, ModelConfig
 
 Loss = Literal["hinge", "bce", "lsgan"]
 OnNan = Literal["stop", "rollback"]
 LOSSES: tuple[str, ...] = get_args(Loss)
 ON_NAN: tuple[str, ...] = get_args(OnNan)
-EVAL_METRICS = {"swd": 2, "fid": 2, "kid": 4}  # name -> decimals in the epoch line
 # Options that belong to one invocation, not to the run: a resumed run does not inherit them.
 SESSION_FIELDS = ("max_steps", "device", "compile", "tensorboard", "inception_weights")
 # Options that define the networks: changing them cannot continue a run.

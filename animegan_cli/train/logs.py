@@ -11,10 +11,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from animegan_cli.images import save_image
-from animegan_cli.train.config import EVAL_METRICS
+from animegan_cli.metrics import METRICS
 
-SERIES_COLOURS = {"loss_d": (214, 39, 40), "loss_g": (31, 119, 180), "swd": (44, 160, 44),
-                  "fid": (148, 103, 189), "kid": (255, 127, 14)}
+# The quality metrics' colours are in their registry entries.
+LOSS_COLOURS = {"loss_d": (214, 39, 40), "loss_g": (31, 119, 180)}
 
 
 class MetricsLog:
@@ -59,10 +59,10 @@ class MetricsLog:
 
 
 def plot_losses(records: list[dict[str, Any]], path: Path, width: int = 800) -> None:
-    """Loss curves against step, with each logged quality metric (SWD, FID, KID) in a panel
+    """Loss curves against step, with each logged quality metric of the registry in a panel
     of its own below (their scales differ by orders of magnitude), drawn with Pillow."""
-    panels = [("loss_d", "loss_g")]
-    panels += [(k,) for k in EVAL_METRICS if any(k in r for r in records)]
+    panels = [tuple(LOSS_COLOURS)]  # both losses share the first panel
+    panels += [(k,) for k in METRICS if any(k in r for r in records)]
     height = 300 if len(panels) <= 2 else 220
     image = Image.new("RGB", (width, height * len(panels)), "white")
     draw = ImageDraw.Draw(image)
@@ -95,6 +95,7 @@ def _panel(draw: ImageDraw.ImageDraw, series: dict[str, list[tuple[int, float]]]
     for i, (name, points) in enumerate(series.items()):
         xy = [(left + (s - x0) / (x1 - x0) * (right - left),
                bottom - (v - y0) / (y1 - y0) * (bottom - top)) for s, v in points]
+        colour = LOSS_COLOURS[name] if name in LOSS_COLOURS else METRICS[name].colour
         if len(xy) > 1:
-            draw.line(xy, fill=SERIES_COLOURS[name], width=2)
-        draw.text((left + 10 + 90 * i, top + 5), name, fill=SERIES_COLOURS[name])
+            draw.line(xy, fill=colour, width=2)
+        draw.text((left + 10 + 90 * i, top + 5), name, fill=colour)

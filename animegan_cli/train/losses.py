@@ -1,36 +1,148 @@
-"""GAN losses on raw discriminator logits.
+"""GAN objectives as objects that own their discriminator and generator step.
 
-Each returns (loss_d, loss_g) halves through two functions so the D step and the G step can
-be computed at different times (the G step sees D after its update).
+As stylegan2-ada-pytorch's `Loss.accumulate_gradients`: a loss runs the forward passes it
+needs, computes its objective and calls backward (through the GradScaler); the engine only
+zeroes and steps the optimizers. A new objective or a regulariser is one subclass here, plus
+its name in `config.Loss`.
+
+Every loss works on raw discriminator logits, in float32 whatever the autocast precision.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
+
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from animegan_cli.errors import UserError
+from animegan_cli.train.config import TrainConfig
 
 
-def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor,
-           label_smoothing: float = 0.0) -> torch.Tensor:
-    real, fake = real.float(), fake.float()
-    if kind == "bce":
+@dataclass(frozen=True)
+class Players:
+    """What a loss plays with: the networks as they run (DDP- or compile-wrapped), the plain
+    discriminator (frozen during G's step), the augmentation of D's inputs, the autocast."""
+
+    G: nn.Module
+    D: nn.Module
+    D_module: nn.Module
+    augment: Callable[[torch.Tensor], torch.Tensor]
+    autocast: Callable[[], contextlib.AbstractContextManager[object]]
+    # D's weight gradients are not needed for G's step; skipping them saves a third of D's
+    # backward. DDP needs every parameter to produce a gradient, so not under DDP.
+    freeze_d_for_g: bool
+
+
+class DStep(NamedTuple):
+    loss: torch.Tensor
+    fake: torch.Tensor  # G(z), still attached to G's graph: the generator step reuses it
+    real_logits: torch.Tensor
+    fake_logits: torch.Tensor
+
+
+class Loss:
+    """One objective: `d_objective`/`g_objective` on logits; the steps around them are shared."""
+
+    name: ClassVar[str]
+    # TrainConfig fields only some losses read; any other loss refuses a non-default value.
+    options: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, players: Players, config: TrainConfig) -> None:
+        self.players = players
+        self.config = config
+
+    def d_objective(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def g_objective(self, fake: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def accumulate_d(self, real: torch.Tensor, z: torch.Tensor,
+                     scaler: torch.amp.GradScaler) -> DStep:
+        """D's gradients on a real batch and on G(z), detached."""
+        p = self.players
+        with p.autocast():
+            fake = p.G(z)
+            real_logits = p.D(p.augment(real))
+            fake_logits = p.D(p.augment(fake.detach()))
+            loss = self.d_objective(real_logits.float(), fake_logits.float())
+        scaler.scale(loss).backward()
+        return DStep(loss.detach(), fake, real_logits.detach(), fake_logits.detach())
+
+    def accumulate_g(self, fake: torch.Tensor, scaler: torch.amp.GradScaler) -> torch.Tensor:
+        """G's gradients through the (updated) discriminator's verdict on `fake`."""
+        p = self.players
+        if p.freeze_d_for_g:
+            p.D_module.requires_grad_(False)
+        with p.autocast():
+            loss = self.g_objective(p.D(p.augment(fake)).float())
+        scaler.scale(loss).backward()
+        if p.freeze_d_for_g:
+            p.D_module.requires_grad_(True)
+        return loss.detach()
+
+
+class BCELoss(Loss):
+    """The DCGAN paper's loss, with the non-saturating generator objective."""
+
+    name = "bce"
+    options = ("label_smoothing",)
+
+    def d_objective(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         # One-sided label smoothing (Salimans et al. 2016): only the real target moves.
-        target = torch.full_like(real, 1.0 - label_smoothing)
-        return (F.binary_cross_entropy_with_logits(real, target)
-                + F.softplus(fake).mean())
-    if kind == "hinge":
+        target = torch.full_like(real, 1.0 - self.config.label_smoothing)
+        return F.binary_cross_entropy_with_logits(real, target) + F.softplus(fake).mean()
+
+    def g_objective(self, fake: torch.Tensor) -> torch.Tensor:
+        return F.softplus(-fake).mean()  # maximise log D(G(z))
+
+
+class HingeLoss(Loss):
+    """Lim & Ye 2017, as in SAGAN and BigGAN."""
+
+    name = "hinge"
+
+    def d_objective(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
-    if kind == "lsgan":
-        return 0.5 * ((real - 1.0).square().mean() + fake.square().mean())
-    raise ValueError(f"unknown loss {kind!r}")
 
-
-def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
-    fake = fake.float()
-    if kind == "bce":
-        return F.softplus(-fake).mean()  # non-saturating: maximise log D(G(z))
-    if kind == "hinge":
+    def g_objective(self, fake: torch.Tensor) -> torch.Tensor:
         return -fake.mean()
-    if kind == "lsgan":
+
+
+class LSGANLoss(Loss):
+    """Least squares (Mao et al. 2017), targets 1 for real and 0 for fake."""
+
+    name = "lsgan"
+
+    def d_objective(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return 0.5 * ((real - 1.0).square().mean() + fake.square().mean())
+
+    def g_objective(self, fake: torch.Tensor) -> torch.Tensor:
         return 0.5 * (fake - 1.0).square().mean()
-    raise ValueError(f"unknown loss {kind!r}")
+
+
+# In config.LOSSES order (a unit test checks the two name the same losses).
+LOSS_CLASSES: dict[str, type[Loss]] = {cls.name: cls for cls in (HingeLoss, BCELoss, LSGANLoss)}
+
+
+def make_loss(players: Players, config: TrainConfig) -> Loss:
+    return LOSS_CLASSES[config.loss](players, config)
+
+
+def check_loss_options(config: TrainConfig) -> None:
+    """Refuse a loss-specific option the chosen loss would silently ignore."""
+    chosen = LOSS_CLASSES[config.loss]
+    defaults = TrainConfig()
+    specific = {name for cls in LOSS_CLASSES.values() for name in cls.options}
+    for name in sorted(specific - set(chosen.options)):
+        if getattr(config, name) != getattr(defaults, name):
+            users = [cls.name for cls in LOSS_CLASSES.values() if name in cls.options]
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag} only acts on --loss {' or '.join(users)}, not on "
+                            f"--loss {config.loss}; pass {flag} {getattr(defaults, name)} or "
+                            f"--loss {users[0]}")

@@ -18,6 +18,7 @@ from animegan_cli import checkpoint
 from animegan_cli.checkpoint import Checkpoint
 from animegan_cli.errors import UserError
 from animegan_cli.model_config import ModelConfig
+from animegan_cli.train.ema import EMA
 
 ADAM_KEYS = ("exp_avg", "exp_avg_sq")
 
@@ -29,27 +30,61 @@ class Position:
     step: int = 0  # steps taken in total
 
 
-def save_full(path: str, model: ModelConfig, modules: dict[str, nn.Module],
-              optimizers: dict[str, torch.optim.Optimizer], noise_gen: torch.Generator,
-              fixed_noise: torch.Tensor, pos: Position, config_json: str,
-              fingerprint: str, scalers: dict[str, dict[str, Any]],
-              extra_meta: dict[str, Any] | None = None) -> None:
+@dataclass
+class TrainingState:
+    """Everything a checkpoint must hold for a resumed run to continue bit for bit."""
+
+    G: nn.Module
+    D: nn.Module
+    ema: EMA | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    scaler_g: torch.amp.GradScaler
+    scaler_d: torch.amp.GradScaler
+    noise_gen: torch.Generator  # augmentation, flips and the noise of every step
+    fixed_noise: torch.Tensor  # the latents of the epoch grids
+    pos: Position
+
+    def modules(self) -> dict[str, nn.Module]:
+        """The networks under the names their tensors have in a checkpoint."""
+        modules: dict[str, nn.Module] = {"G": self.G, "D": self.D}
+        if self.ema is not None:
+            modules["G_ema"] = self.ema.model
+        return modules
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d}
+
+    def scalers(self) -> dict[str, torch.amp.GradScaler]:
+        return {"d": self.scaler_d, "g": self.scaler_g}
+
+    @property
+    def sampling_prefix(self) -> str:
+        """The checkpoint name of the generator that samples: the EMA one when there is one."""
+        return "G_ema" if self.ema is not None else "G"
+
+
+def save_full(path: str, model: ModelConfig, state: TrainingState, config_json: str,
+              fingerprint: str, extra_meta: dict[str, Any] | None = None) -> None:
     tensors: dict[str, torch.Tensor] = {}
-    for prefix, module in modules.items():
+    for prefix, module in state.modules().items():
         tensors.update({f"{prefix}/{k}": v for k, v in module.state_dict().items()})
     lrs = {}
-    for prefix, opt in optimizers.items():
+    for prefix, opt in state.optimizers().items():
         lrs[prefix] = opt.param_groups[0]["lr"]
-        for i, state in opt.state_dict()["state"].items():
-            tensors[f"{prefix}/{i}/step"] = torch.as_tensor(state["step"], dtype=torch.float32)
+        for i, opt_state in opt.state_dict()["state"].items():
+            tensors[f"{prefix}/{i}/step"] = torch.as_tensor(opt_state["step"],
+                                                            dtype=torch.float32)
             for key in ADAM_KEYS:
-                tensors[f"{prefix}/{i}/{key}"] = state[key]
-    tensors["rng/noise"] = noise_gen.get_state()
+                tensors[f"{prefix}/{i}/{key}"] = opt_state[key]
+    tensors["rng/noise"] = state.noise_gen.get_state()
     tensors["rng/torch_cpu"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng/cuda/{i}"] = s
-    tensors["fixed_noise"] = fixed_noise
+    tensors["fixed_noise"] = state.fixed_noise
+    scalers = {name: s.state_dict() for name, s in state.scalers().items() if s.is_enabled()}
+    pos = state.pos
     meta = {"epoch": pos.epoch, "epoch_step": pos.epoch_step, "step": pos.step,
             "train_config": config_json, "dataset_fingerprint": fingerprint, "lr": lrs,
             "scalers": scalers, **(extra_meta or {})}
@@ -57,34 +92,38 @@ def save_full(path: str, model: ModelConfig, modules: dict[str, nn.Module],
 
 
 def save_generator(path: str, model: ModelConfig, generator: nn.Module, prefix: str,
-                   pos: Position, fingerprint: str) -> None:
+                   pos: Position, config_json: str, fingerprint: str) -> None:
+    """The sampling generator alone, with the options that trained it (for `info`)."""
     tensors = {f"{prefix}/{k}": v for k, v in generator.state_dict().items()}
     checkpoint.save(path, "generator", model, tensors,
-                    {"epoch": pos.epoch, "step": pos.step, "dataset_fingerprint": fingerprint})
+                    {"epoch": pos.epoch, "step": pos.step, "train_config": config_json,
+                     "dataset_fingerprint": fingerprint})
 
 
-def load_full(ckpt: Checkpoint, modules: dict[str, nn.Module],
-              optimizers: dict[str, torch.optim.Optimizer], noise_gen: torch.Generator,
-              fixed_noise_shape: tuple[int, ...]) -> tuple[Position, torch.Tensor, dict[str, Any]]:
-    """Restore everything in place; return (position, fixed noise, scaler states)."""
+def load_full(ckpt: Checkpoint, state: TrainingState) -> None:
+    """Restore everything in place: weights, optimizers, RNGs, position, noise, scalers."""
     if ckpt.kind != "full":
         raise UserError(f"{ckpt.path} holds only a generator; resume needs a full checkpoint "
                         "(RUN_DIR/checkpoints/last.safetensors)")
-    for prefix, module in modules.items():
+    for prefix, module in state.modules().items():
         ckpt.load_module(prefix, module)
     lrs = ckpt.json("lr", {})
-    for prefix, opt in optimizers.items():
+    for prefix, opt in state.optimizers().items():
         _load_adam(ckpt, prefix, opt, lrs.get(prefix) if isinstance(lrs, dict) else None)
-    ckpt.check_tensor("fixed_noise", torch.float32, fixed_noise_shape)
-    ckpt.check_tensor("rng/noise", torch.uint8, tuple(noise_gen.get_state().shape))
+    ckpt.check_tensor("fixed_noise", torch.float32, tuple(state.fixed_noise.shape))
+    ckpt.check_tensor("rng/noise", torch.uint8, tuple(state.noise_gen.get_state().shape))
     ckpt.check_tensor("rng/torch_cpu", torch.uint8, tuple(torch.get_rng_state().shape))
     values = ckpt.read(["fixed_noise", "rng/noise", "rng/torch_cpu"])
-    noise_gen.set_state(values["rng/noise"])
+    state.noise_gen.set_state(values["rng/noise"])
     torch.set_rng_state(values["rng/torch_cpu"])
     _restore_cuda_rng(ckpt)
-    pos = Position(*(_int_meta(ckpt, k) for k in ("epoch", "epoch_step", "step")))
-    scalers = ckpt.json("scalers", {})
-    return pos, values["fixed_noise"], scalers if isinstance(scalers, dict) else {}
+    state.fixed_noise = values["fixed_noise"]
+    state.pos = Position(*(_int_meta(ckpt, k) for k in ("epoch", "epoch_step", "step")))
+    saved_scalers = ckpt.json("scalers", {})
+    for name, scaler in state.scalers().items():
+        saved = saved_scalers.get(name) if isinstance(saved_scalers, dict) else None
+        if scaler.is_enabled() and isinstance(saved, dict):
+            scaler.load_state_dict(saved)
 
 
 def saved_config(ckpt: Checkpoint) -> dict[str, Any]:

@@ -1,0 +1,290 @@
+"""Fast in-process tests of the training core's logic: the plan's precedence and refusals,
+losses at known logits, the loss step's gradients, EMA warm-up, feeder shards, retention.
+
+Real torch on tiny networks (32 px, 8 channels); the whole file runs in a few seconds.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import animegan_cli
+from animegan_cli.errors import UserError
+from animegan_cli.model_config import ModelConfig
+from animegan_cli.models import build
+from animegan_cli.run_dir import RunDir
+from animegan_cli.train.checkpointer import Checkpointer
+from animegan_cli.train.config import LOSSES, TrainConfig
+from animegan_cli.train.ema import EMA
+from animegan_cli.train.feeder import Feeder
+from animegan_cli.train.losses import LOSS_CLASSES, Players, make_loss
+from animegan_cli.train.plan import RunRequest, make_plan, typed_learning_rates
+from animegan_cli.train.state import Position, TrainingState, load_full
+
+TINY = {"image_size": 32, "ngf": 8, "ndf": 8}
+
+
+def tiny_state(config: TrainConfig) -> TrainingState:
+    torch.manual_seed(config.seed)
+    G, D = build(config.model_config())
+    return TrainingState(
+        G=G, D=D, ema=EMA(G, config.ema_beta) if config.ema else None,
+        opt_g=torch.optim.Adam(G.parameters(), lr=config.lr_g),
+        opt_d=torch.optim.Adam(D.parameters(), lr=config.lr_d),
+        scaler_g=torch.amp.GradScaler("cpu", enabled=False),
+        scaler_d=torch.amp.GradScaler("cpu", enabled=False),
+        noise_gen=torch.Generator().manual_seed(1), fixed_noise=torch.randn(4, config.nz),
+        pos=Position())
+
+
+def saved_run(root: Path, config: TrainConfig, step: int = 3) -> RunDir:
+    """A run folder whose last.safetensors holds `config` at `step`."""
+    run = RunDir(root)
+    run.checkpoints.mkdir(parents=True)
+    state = tiny_state(config)
+    state.pos = Position(epoch=1, epoch_step=0, step=step)
+    Checkpointer(run, config.model_config(), config, "f" * 64, True).save(
+        state, state.G, periodic=False)
+    return run
+
+
+# ---- the plan: defaults <- saved run <- typed options ----------------------------------------
+
+
+def test_plan_of_a_new_run_is_the_defaults_plus_what_was_typed(tmp_path: Path) -> None:
+    plan = make_plan(RunRequest(None, 64, tmp_path / "run", {"epochs": 3, **TINY}))
+    assert plan.config == replace(TrainConfig(), epochs=3, **TINY)
+    assert plan.resume_from is None and plan.run.root == tmp_path / "run"
+    assert plan.model == ModelConfig("dcgan", 32, 100, 8, 8, False)
+
+
+def test_plan_resumes_with_the_saved_options_and_typed_ones_win(tmp_path: Path) -> None:
+    saved = TrainConfig(batch_size=16, lr_g=1e-3, lr_d=3e-4, max_steps=5, **TINY)
+    run = saved_run(tmp_path / "run", saved)
+    plan = make_plan(RunRequest(None, 64, run.root, {"lr_g": 5e-4, "epochs": 9}))
+    assert plan.resume_from is not None and plan.resume_from.meta["step"] == "3"
+    assert (plan.config.batch_size, plan.config.lr_d, plan.config.ngf) == (16, 3e-4, 8)
+    assert (plan.config.lr_g, plan.config.epochs) == (5e-4, 9)
+    assert plan.config.max_steps is None  # a session option: not inherited
+    assert typed_learning_rates(plan) == {"lr_g": 5e-4}
+
+
+def test_plan_refusals_come_before_anything_is_written(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="nothing to resume"):
+        make_plan(RunRequest(None, 64, tmp_path / "new", {}, resume=True))
+    assert not (tmp_path / "new").exists()
+    run = saved_run(tmp_path / "run", TrainConfig(**TINY))
+    with pytest.raises(UserError, match="different network.*ngf: run has 8, asked 16"):
+        make_plan(RunRequest(None, 64, run.root, {"ngf": 16}))
+    with pytest.raises(UserError, match="trained with an EMA generator.*--ema"):
+        make_plan(RunRequest(None, 64, run.root, {"ema": False}))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="is a file"):
+        make_plan(RunRequest(None, 64, tmp_path / "file", {}))
+
+
+def test_label_smoothing_is_refused_where_the_loss_ignores_it(tmp_path: Path) -> None:
+    for loss in ("hinge", "lsgan"):
+        with pytest.raises(UserError, match="--label-smoothing only acts on --loss bce"):
+            make_plan(RunRequest(None, 64, tmp_path / "run",
+                                 {"loss": loss, "label_smoothing": 0.1}))
+    plan = make_plan(RunRequest(None, 64, tmp_path / "run", {"loss": "bce",
+                                                             "label_smoothing": 0.1}))
+    assert plan.config.label_smoothing == 0.1
+
+
+# ---- losses ------------------------------------------------------------------------------
+
+
+def objectives(name: str, **options: float) -> tuple[object, object]:
+    loss = LOSS_CLASSES[name](None, TrainConfig(loss=name, **options))  # type: ignore[arg-type]
+    return loss.d_objective, loss.g_objective
+
+
+def test_loss_classes_are_the_configs_losses() -> None:
+    assert tuple(LOSS_CLASSES) == LOSSES
+
+
+@pytest.mark.parametrize(("name", "real", "fake", "d_expected", "g_expected"), [
+    # hinge: mean(relu(1 - r)) + mean(relu(1 + f)); G: -mean(f)
+    ("hinge", [2.0, 0.0], [-2.0, 0.5], 0.5 + 0.75, -(-2.0 + 0.5) / 2),
+    # bce: softplus(-r) + softplus(f) means; G: mean softplus(-f)
+    ("bce", [0.0, 0.0], [0.0, 0.0], 2 * math.log(2), math.log(2)),
+    # lsgan: 0.5 (mean (r-1)^2 + mean f^2); G: 0.5 mean (f-1)^2
+    ("lsgan", [1.0, 3.0], [0.0, 2.0], 0.5 * (2.0 + 2.0), 0.5 * (1.0 + 1.0) / 2),
+])
+def test_losses_at_known_logits(name: str, real: list[float], fake: list[float],
+                                d_expected: float, g_expected: float) -> None:
+    d_objective, g_objective = objectives(name)
+    d = d_objective(torch.tensor(real), torch.tensor(fake))
+    g = g_objective(torch.tensor(fake))
+    assert d.item() == pytest.approx(d_expected, rel=1e-6)
+    assert g.item() == pytest.approx(g_expected, rel=1e-6)
+
+
+def test_bce_label_smoothing_moves_only_the_real_target() -> None:
+    d_plain, _ = objectives("bce")
+    d_smooth, _ = objectives("bce", label_smoothing=0.1)
+    real, fake = torch.tensor([10.0]), torch.tensor([-10.0])
+    # Target 0.9 at logit 10: 0.9 softplus(-10) + 0.1 softplus(10), plus softplus(-10) for fake.
+    softplus = lambda x: math.log1p(math.exp(x))  # noqa: E731
+    expected = 0.9 * softplus(-10) + 0.1 * softplus(10) + softplus(-10)
+    assert d_smooth(real, fake).item() == pytest.approx(expected, rel=1e-5)
+    assert d_plain(real, fake).item() == pytest.approx(2 * softplus(-10), rel=1e-5)
+
+
+def test_the_loss_steps_give_gradients_to_their_own_player_only() -> None:
+    config = TrainConfig(**TINY)
+    G, D = build(config.model_config())
+    loss = make_loss(Players(G, D, D, lambda x: x, lambda: torch.autocast("cpu", enabled=False),
+                             freeze_d_for_g=True), config)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    real = torch.rand(4, 3, 32, 32) * 2 - 1
+    step = loss.accumulate_d(real, torch.randn(4, 100), scaler)
+    assert all(p.grad is not None for p in D.parameters())
+    assert all(p.grad is None for p in G.parameters())
+    assert step.fake.requires_grad and not step.loss.requires_grad
+    D.zero_grad(set_to_none=True)
+    loss.accumulate_g(step.fake, scaler)
+    assert all(p.grad is not None for p in G.parameters())
+    assert all(p.grad is None for p in D.parameters())  # D was frozen for G's step...
+    assert all(p.requires_grad for p in D.parameters())  # ...and is trainable again
+
+
+# ---- EMA, feeder, retention ---------------------------------------------------------------
+
+
+def test_ema_warm_up_forgets_the_initial_weights_early_and_averages_late() -> None:
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(model.weight)
+    ema = EMA(model, beta=0.999)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model, step=0)  # beta min(0.999, 1/10): 90% of the new weights
+    assert ema.model.weight.item() == pytest.approx(0.9)
+    with torch.no_grad():
+        ema.model.weight.zero_()
+    ema.update(model, step=100_000)  # warm-up over: the configured 0.999
+    assert ema.model.weight.item() == pytest.approx(0.001)
+
+
+def test_feeder_shards_are_disjoint_cover_the_epoch_and_change_each_epoch() -> None:
+    images = np.zeros((50, 8, 8, 3), dtype=np.uint8)
+    feeders = [Feeder(images, torch.device("cpu"), 4, seed=7, rank=r, world_size=3)
+               for r in range(3)]
+    assert {f.steps_per_epoch for f in feeders} == {50 // 12}
+    shards = [f.epoch_indices(0) for f in feeders]
+    together = torch.cat(shards)
+    assert len(together) == len(set(together.tolist())) == 4 * 3 * 4  # disjoint, all used
+    assert all(len(s) == 4 * 4 for s in shards)
+    assert torch.equal(feeders[0].epoch_indices(0), shards[0])  # deterministic
+    assert not torch.equal(feeders[0].epoch_indices(1), shards[0])
+
+
+def test_retention_keeps_the_newest_periodic_checkpoints_and_never_best_or_last(
+        tmp_path: Path) -> None:
+    config = TrainConfig(keep=2, **TINY)
+    run = RunDir(tmp_path / "run")
+    run.checkpoints.mkdir(parents=True)
+    state = tiny_state(config)
+    keeper = Checkpointer(run, config.model_config(), config, "f" * 64, True)
+    assert keeper.offer_best(5.0, state, state.G)
+    assert not keeper.offer_best(6.0, state, state.G) and keeper.best == 5.0
+    (run.checkpoints / "mine.safetensors").write_bytes(b"a user's file")
+    for epoch in range(1, 5):
+        state.pos = Position(epoch=epoch, epoch_step=0, step=epoch * 10)
+        keeper.save(state, state.G, periodic=True)
+    names = sorted(p.name for p in run.checkpoints.iterdir())
+    assert names == ["best.safetensors", "epoch_0003.safetensors", "epoch_0004.safetensors",
+                     "last.safetensors", "mine.safetensors"]
+    assert [p.name for p in run.periodic_checkpoints()] == ["epoch_0003.safetensors",
+                                                           "epoch_0004.safetensors"]
+
+
+def test_full_state_round_trips(tmp_path: Path) -> None:
+    config = TrainConfig(**TINY)
+    run = saved_run(tmp_path / "run", config, step=7)
+    restored = tiny_state(replace(config, seed=1))
+    from animegan_cli.checkpoint import open_checkpoint
+
+    load_full(open_checkpoint(run.last), restored)
+    original = tiny_state(config)
+    assert restored.pos == Position(1, 0, 7)
+    for (name, a), b in zip(restored.G.state_dict().items(), original.G.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert torch.equal(restored.noise_gen.get_state(),
+                       torch.Generator().manual_seed(1).get_state())
+    meta = json.loads(open_checkpoint(run.generator).meta["train_config"])
+    assert meta["ngf"] == 8  # the generator file keeps the options that trained it
+
+
+# ---- the package's import graph -----------------------------------------------------------
+
+
+def _imports(path: Path, package: str) -> set[str]:
+    """Modules of `package` that `path` imports anywhere (top level or inside functions)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.startswith(package):
+                found.add(node.module)
+                found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith(package))
+    return found
+
+
+def package_modules() -> dict[str, Path]:
+    root = Path(animegan_cli.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    return modules
+
+
+def test_no_import_circles_even_through_lazy_imports() -> None:
+    modules = package_modules()
+    # Importing a submodule imports its packages first anyway: edges to them are no circle.
+    graph = {name: {m for m in _imports(path, "animegan_cli")
+                    if m in modules and m != name and not name.startswith(m + ".")}
+             for name, path in modules.items()}
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            pytest.fail("import circle: " + " -> ".join(trail[trail.index(name):] + [name]))
+        state[name] = 1
+        for dep in sorted(graph[name]):
+            visit(dep, [*trail, name])
+        state[name] = 2
+
+    for name in sorted(graph):
+        visit(name, [])
+
+
+def test_every_module_imports_alone() -> None:
+    names = sorted(n for n in package_modules() if not n.endswith("__main__"))
+    script = ("import importlib, sys\n"
+              f"for name in {names!r}:\n"
+              "    for loaded in [m for m in sys.modules if m.startswith('animegan_cli')]:\n"
+              "        del sys.modules[loaded]\n"
+              "    importlib.import_module(name)\n"
+              "print('ok')\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
