@@ -13,6 +13,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -24,11 +25,12 @@ from animegan_cli.errors import UserError
 from animegan_cli.model_config import ModelConfig
 from animegan_cli.models import build
 from animegan_cli.run_dir import RunDir
+from animegan_cli.train.augment import AdaptiveAugment
 from animegan_cli.train.checkpointer import Checkpointer
-from animegan_cli.train.config import LOSSES, TrainConfig
+from animegan_cli.train.config import LOSSES, RECIPES, Recipe, TrainConfig, resolve
 from animegan_cli.train.ema import EMA
 from animegan_cli.train.feeder import Feeder
-from animegan_cli.train.losses import LOSS_CLASSES, Players, make_loss
+from animegan_cli.train.losses import LOSS_CLASSES, R1_INTERVAL, Players, make_loss
 from animegan_cli.train.plan import RunRequest, make_plan, typed_learning_rates
 from animegan_cli.train.state import Position, TrainingState, load_full
 
@@ -40,6 +42,8 @@ def tiny_state(config: TrainConfig) -> TrainingState:
     G, D = build(config.model_config())
     return TrainingState(
         G=G, D=D, ema=EMA(G, config.ema_beta) if config.ema else None,
+        ada=AdaptiveAugment(config.ada_target, torch.device("cpu")) if config.ada_target
+        else None,
         opt_g=torch.optim.Adam(G.parameters(), lr=config.lr_g),
         opt_d=torch.optim.Adam(D.parameters(), lr=config.lr_d),
         scaler_g=torch.amp.GradScaler("cpu", enabled=False),
@@ -92,6 +96,24 @@ def test_plan_refusals_come_before_anything_is_written(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(UserError, match="is a file"):
         make_plan(RunRequest(None, 64, tmp_path / "file", {}))
+
+
+def test_recipes_resolve_to_their_documented_settings_under_typed_options() -> None:
+    assert tuple(RECIPES) == get_args(Recipe)
+    canonical = resolve({"recipe": "canonical"})
+    # pytorch/examples/dcgan: BCE, Adam 2e-4 (0.5, 0.999), batch 64, no EMA or augmentation.
+    assert (canonical.batch_size, canonical.loss, canonical.lr_g, canonical.lr_d) == \
+        (64, "bce", 2e-4, 2e-4)
+    assert (canonical.beta1, canonical.beta2, canonical.ema, canonical.augment) == \
+        (0.5, 0.999, False, False)
+    assert canonical.arch == "dcgan" and canonical.ada_target == 0 and canonical.r1_gamma == 0
+    assert resolve({"recipe": "canonical", "batch_size": 32}).batch_size == 32
+    assert resolve({}) == TrainConfig()
+    # A resumed run keeps its recipe and its saved values.
+    saved = json.loads(canonical.to_json())
+    assert resolve({}, saved) == canonical
+    with pytest.raises(UserError, match="--recipe"):
+        resolve({}, {**saved, "recipe": "evil"})
 
 
 def test_label_smoothing_is_refused_where_the_loss_ignores_it(tmp_path: Path) -> None:
@@ -151,7 +173,7 @@ def test_the_loss_steps_give_gradients_to_their_own_player_only() -> None:
                              freeze_d_for_g=True), config)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     real = torch.rand(4, 3, 32, 32) * 2 - 1
-    step = loss.accumulate_d(real, torch.randn(4, 100), scaler)
+    step = loss.accumulate_d(real, torch.randn(4, 100), scaler, step=1)
     assert all(p.grad is not None for p in D.parameters())
     assert all(p.grad is None for p in G.parameters())
     assert step.fake.requires_grad and not step.loss.requires_grad
@@ -162,7 +184,71 @@ def test_the_loss_steps_give_gradients_to_their_own_player_only() -> None:
     assert all(p.requires_grad for p in D.parameters())  # ...and is trainable again
 
 
-# ---- EMA, feeder, retention ---------------------------------------------------------------
+def test_r1_penalty_is_the_squared_gradient_norm_at_the_real_images() -> None:
+    """D(x) = 0.5 |x|^2 has gradient x: the penalty is gamma/2 E|x|^2, times the interval."""
+    loss = LOSS_CLASSES["hinge"](None, TrainConfig(r1_gamma=2.0))  # type: ignore[arg-type]
+    real = torch.randn(5, 3, 4, 4).requires_grad_(True)
+    logits = 0.5 * real.square().sum(dim=(1, 2, 3))
+    expected = 2.0 / 2 * real.detach().square().sum(dim=(1, 2, 3)).mean() * R1_INTERVAL
+    penalty = loss.r1_penalty(real, logits)
+    assert penalty.item() == pytest.approx(expected.item(), rel=1e-6)
+    penalty.backward()  # differentiable: it trains D
+    assert real.grad is not None
+
+
+def test_r1_runs_only_every_interval_steps_and_pushes_d_gradients() -> None:
+    config = TrainConfig(r1_gamma=10.0, **TINY)
+    torch.manual_seed(0)
+    G, D = build(config.model_config())
+    players = Players(G, D, D, lambda x: x, lambda: torch.autocast("cpu", enabled=False), True)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    real, z = torch.rand(4, 3, 32, 32) * 2 - 1, torch.randn(4, 100)
+    grads = {}
+    for gamma, step in ((0.0, 0), (10.0, 1), (10.0, R1_INTERVAL)):
+        D.zero_grad(set_to_none=True)
+        loss = make_loss(players, replace(config, r1_gamma=gamma))
+        loss.accumulate_d(real, z, scaler, step=step)
+        grads[(gamma, step)] = D.net[0].weight.grad.clone()
+    assert torch.equal(grads[(0.0, 0)], grads[(10.0, 1)])  # not due: no penalty
+    assert not torch.allclose(grads[(0.0, 0)], grads[(10.0, R1_INTERVAL)])
+
+
+# ---- ADA, EMA, feeder, retention ----------------------------------------------------------
+
+
+def test_ada_probability_rises_when_d_is_sure_of_the_reals_and_falls_otherwise() -> None:
+    ada = AdaptiveAugment(target=0.6, device=torch.device("cpu"))
+    assert ada.p.item() == 0.0
+    images = AdaptiveAugment.INTERVAL * 8
+    for _ in range(100):
+        ada.observe(torch.full((8,), 3.0))  # D(real) always positive: r_t = 1 > 0.6
+        ada.adjust(images)
+    assert ada.p.item() == pytest.approx(100 * images / AdaptiveAugment.SPEED_IMAGES)
+    for _ in range(300):
+        ada.observe(torch.tensor([1.0, -1.0, -1.0, 1.0]))  # r_t = 0 < 0.6
+        ada.adjust(images)
+    assert ada.p.item() == 0.0  # clamped at 0
+    for _ in range(10_000):
+        ada.observe(torch.ones(8))
+        ada.adjust(images)
+    assert ada.p.item() == 1.0  # clamped at 1
+
+
+def test_ada_at_p_zero_is_the_identity_and_at_p_one_changes_every_image() -> None:
+    ada = AdaptiveAugment(target=0.6, device=torch.device("cpu"))
+    x = torch.rand(6, 3, 16, 16) * 2 - 1
+    assert torch.equal(ada(x, torch.Generator().manual_seed(0)), x)
+    ada.p = torch.tensor(1.0)
+    a = ada(x, torch.Generator().manual_seed(0))
+    b = ada(x, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)  # all randomness from the generator
+    assert a.shape == x.shape
+    assert all(not torch.allclose(a[i], x[i]) for i in range(len(x)))
+    x.requires_grad_(True)
+    ada(x, torch.Generator().manual_seed(1)).sum().backward()  # differentiable
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
 
 
 def test_ema_warm_up_forgets_the_initial_weights_early_and_averages_late() -> None:

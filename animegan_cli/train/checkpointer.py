@@ -5,7 +5,7 @@
 - periodic copies (`epoch_0005`, `step_0001000`) when --keep N > 0, the N newest kept;
   retention touches nothing else (never `last` or `best`);
 - `best.safetensors`: the sampling generator at its best --eval-metric value so far;
-- restore: for resume, and for --on-nan rollback to the last good state.
+- restore: for resume, and after a non-finite loss (--on-nan rollback) to the last good state.
 
 Every file is written atomically (checkpoint.save), so a kill at any moment leaves the
 previous version readable.
@@ -20,10 +20,13 @@ from torch import nn
 from animegan_cli import checkpoint
 from animegan_cli.atomic import write_bytes
 from animegan_cli.checkpoint import Checkpoint
+from animegan_cli.errors import Diverged
 from animegan_cli.model_config import ModelConfig
 from animegan_cli.run_dir import RunDir
 from animegan_cli.train.config import TrainConfig
 from animegan_cli.train.state import TrainingState, load_full, save_full, save_generator
+
+MAX_ROLLBACKS = 5  # --on-nan rollback gives up after this many in one invocation
 
 
 class Checkpointer:
@@ -36,6 +39,7 @@ class Checkpointer:
         self.is_main = is_main  # only rank 0 writes; every rank tracks what is saved
         self.saved_step = -1  # the step last.safetensors holds
         self.best: float | None = None  # the best value of config.eval_metric so far
+        self.rollbacks = 0  # rollbacks after a non-finite loss, in this invocation
 
     def restore(self, ckpt: Checkpoint, state: TrainingState,
                 typed_lrs: dict[str, float]) -> None:
@@ -53,9 +57,28 @@ class Checkpointer:
                 and isinstance(best.get("value"), (int, float))):
             self.best = float(best["value"])
 
-    def roll_back(self, state: TrainingState) -> None:
-        """Return `state` to last.safetensors (the caller halves the learning rates)."""
-        self.restore(checkpoint.open_checkpoint(self.run.last), state, {})
+    def recover(self, state: TrainingState) -> str:
+        """After a non-finite loss: with --on-nan rollback, return `state` to the last good
+        checkpoint with halved learning rates and say so; otherwise raise Diverged."""
+        last = self.run.last
+        if self.config.on_nan == "rollback" and last.exists() and self.rollbacks < MAX_ROLLBACKS:
+            self.rollbacks += 1
+            self.restore(checkpoint.open_checkpoint(last), state, {})
+            for opt in (state.opt_g, state.opt_d):
+                for group in opt.param_groups:
+                    group["lr"] /= 2
+            return (f"[yellow]non-finite loss: rolled back to step {state.pos.step} and halved "
+                    f"the learning rates (G {state.opt_g.param_groups[0]['lr']:.2e}, D "
+                    f"{state.opt_d.param_groups[0]['lr']:.2e})")
+        if self.rollbacks:
+            raise Diverged(f"training diverged again after {self.rollbacks} rollbacks with "
+                           f"halved learning rates; the last good checkpoint is kept at {last}. "
+                           "Lower --lr-d/--lr-g a lot, or try --loss hinge or --spectral-norm")
+        kept = (f"the last good checkpoint is kept at {last}" if last.exists()
+                else "no checkpoint had been written yet")
+        raise Diverged(f"training diverged: the loss became NaN or infinite at step "
+                       f"{state.pos.step}; {kept}. Lower --lr-d/--lr-g, or pass --on-nan "
+                       "rollback")
 
     def save(self, state: TrainingState, sampler: nn.Module, *, periodic: bool) -> None:
         """last.safetensors and the sampling generator; at interval points a kept copy."""

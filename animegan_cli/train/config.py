@@ -20,8 +20,19 @@ from animegan_cli.model_config import Arch, ModelConfig
 
 Loss = Literal["hinge", "bce", "lsgan"]
 OnNan = Literal["stop", "rollback"]
+Recipe = Literal["default", "canonical"]
 LOSSES: tuple[str, ...] = get_args(Loss)
 ON_NAN: tuple[str, ...] = get_args(OnNan)
+# Presets: the settings a --recipe puts under the user's own options. "canonical" is the DCGAN
+# paper's recipe as pytorch/examples/dcgan runs it, to reproduce it (or compare with it) in one
+# flag; "default" is animegan's defaults as they stand in TrainConfig.
+RECIPES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "canonical": {"arch": "dcgan", "batch_size": 64, "loss": "bce", "lr_g": 2e-4, "lr_d": 2e-4,
+                  "beta1": 0.5, "beta2": 0.999, "d_steps": 1, "ema": False, "augment": False,
+                  "ada_target": 0.0, "r1_gamma": 0.0, "mirror": False, "spectral_norm": False,
+                  "label_smoothing": 0.0},
+}
 # Options that belong to one invocation, not to the run: a resumed run does not inherit them.
 SESSION_FIELDS = ("max_steps", "device", "compile", "tensorboard", "inception_weights")
 # Options that define the networks: changing them cannot continue a run.
@@ -30,6 +41,7 @@ MODEL_FIELDS = ("arch", "image_size", "nz", "ngf", "ndf", "spectral_norm")
 
 @dataclass(frozen=True)
 class TrainConfig:
+    recipe: Recipe = "default"  # the preset under the other options (RECIPES)
     # networks
     arch: Arch = "dcgan"
     image_size: int = 64
@@ -52,6 +64,8 @@ class TrainConfig:
     ema: bool = True
     ema_beta: float = 0.999
     augment: bool = False  # DiffAugment (colour, translation, cutout) on D's inputs
+    ada_target: float = 0.0  # adaptive augmentation toward this E[sign D(real)] (0: off)
+    r1_gamma: float = 0.0  # lazy R1 penalty weight on D's gradient at real images (0: off)
     mirror: bool = False
     # machinery
     seed: int = 0
@@ -98,6 +112,13 @@ class TrainConfig:
             (0 <= self.seed < 2**32, "--seed must be from 0 to 4294967295"),
             (0 <= self.label_smoothing < 0.5, "--label-smoothing must be in [0, 0.5)"),
             (0 < self.ema_beta < 1, "--ema-beta must be in (0, 1)"),
+            (0 <= self.ada_target < 1, "--ada-target must be in [0, 1) (0: off; the ADA "
+                                       "paper uses 0.6)"),
+            (self.r1_gamma >= 0, "--r1-gamma must be 0 (off) or more"),
+            (not (self.ada_target and self.augment), "--ada-target and --augment both augment "
+                                                     "D's inputs; choose one"),
+            (not (self.r1_gamma and self.compile), "--r1-gamma needs a second derivative, "
+                                                   "which --compile does not support; drop one"),
             (self.keep >= 0, "--keep must be 0 or more"),
             (self.log_every >= 1, "--log-every must be at least 1"),
             (self.eval_every >= 0, "--eval-every must be 0 (off) or more"),
@@ -111,6 +132,7 @@ class TrainConfig:
                                      ("--precision", self.precision, PRECISIONS),
                                      ("--device", self.device, DEVICES),
                                      ("--on-nan", self.on_nan, ON_NAN),
+                                     ("--recipe", self.recipe, RECIPES),
                                      ("--eval-metric", self.eval_metric, EVAL_METRICS)):
             if value not in allowed:
                 raise UserError(f"{name} {value!r} is not one of: {', '.join(allowed)}")
@@ -140,8 +162,12 @@ def _type_ok(default: Any, value: Any, key: str) -> bool:
 
 
 def resolve(explicit: dict[str, Any], saved: dict[str, Any] | None = None) -> TrainConfig:
-    """Defaults <- the resumed run's config <- what the user typed; then validate."""
-    base = TrainConfig()
+    """Defaults <- the recipe's presets <- the resumed run's config <- what the user typed;
+    then validate."""
+    recipe = explicit.get("recipe") or (saved or {}).get("recipe") or "default"
+    if recipe not in RECIPES:
+        raise UserError(f"--recipe {str(recipe)[:40]!r} is not one of: {', '.join(RECIPES)}")
+    base = replace(TrainConfig(), **RECIPES[recipe])
     known = {f.name for f in fields(TrainConfig)}
     if saved:
         inherited = {k: v for k, v in saved.items() if k in known and k not in SESSION_FIELDS}

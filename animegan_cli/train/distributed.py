@@ -71,6 +71,13 @@ def any_flag(info: DistInfo, flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def all_reduce_sum(info: DistInfo, *tensors: torch.Tensor) -> None:
+    """Sum each tensor over the ranks, in place (a no-op in a single process)."""
+    if info.enabled:
+        for t in tensors:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+
+
 @torch.no_grad()
 def average_buffers(info: DistInfo, *modules: nn.Module) -> None:
     """Average BatchNorm running statistics across ranks.

@@ -17,7 +17,7 @@ import json
 import math
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,12 +27,12 @@ from torch import nn
 
 from animegan_cli.atomic import write_bytes
 from animegan_cli.device import autocast_dtype, resolve_precision, select_device, to_uint8
-from animegan_cli.errors import Diverged, Interrupted, UserError
+from animegan_cli.errors import Interrupted, UserError
 from animegan_cli.images import make_grid, save_image
 from animegan_cli.metrics import METRICS
 from animegan_cli.models import build
 from animegan_cli.train import distributed as dist
-from animegan_cli.train.augment import diff_augment, flip
+from animegan_cli.train.augment import AdaptiveAugment, diff_augment, flip
 from animegan_cli.train.checkpointer import Checkpointer
 from animegan_cli.train.data import load_data
 from animegan_cli.train.ema import EMA, recalibrate_batchnorm
@@ -40,12 +40,12 @@ from animegan_cli.train.feeder import Feeder
 from animegan_cli.train.logs import MetricsLog, plot_losses
 from animegan_cli.train.losses import Players, make_loss
 from animegan_cli.train.plan import Plan, RunRequest, check_dataset, make_plan, typed_learning_rates
-from animegan_cli.train.report import Meter, console, epoch_line, progress_display
+from animegan_cli.train.report import Meter, console, epoch_line, progress_display, start_line
+from animegan_cli.train.signals import StopSignals
 from animegan_cli.train.state import Position, TrainingState
 
 RECALIBRATION_SEED = 12345
 SWD_SAMPLES = 256  # images per SWD evaluation during training: seconds on a CPU
-MAX_ROLLBACKS = 5  # --on-nan rollback gives up after this many in one invocation
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,7 @@ class Trainer:
         use_scaler = self.precision == "fp16"
         self.state = TrainingState(
             G=G, D=D, ema=EMA(G, cfg.ema_beta) if cfg.ema else None,
+            ada=AdaptiveAugment(cfg.ada_target, device) if cfg.ada_target else None,
             opt_g=torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2)),
             opt_d=torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2)),
             scaler_g=torch.amp.GradScaler(device.type, enabled=use_scaler),
@@ -140,9 +141,8 @@ class Trainer:
             self.evaluator = TrainingEvaluator(self.data, cfg.nz, device, cfg.seed, SWD_SAMPLES,
                                                inception, cfg.eval_samples)
         self.log = MetricsLog(self.run.root, cfg.tensorboard) if info.is_main else None
-        self.meter = Meter(device)
-        self.stop_signal: int | None = None
-        self.rollbacks = 0
+        self.meter = Meter(device, ada=cfg.ada_target > 0)
+        self.stop = StopSignals(on_first=self._stopping)
         self.rolled_back = False  # set by a rollback: the loop refetches that epoch's order
         self.recalibrated_at = -1  # step at which the EMA generator's BatchNorm was re-estimated
         if info.is_main:
@@ -170,17 +170,7 @@ class Trainer:
 
     def _create_run_dir(self) -> None:
         if self.info.is_main:
-            try:
-                for folder in self.run.folders():
-                    folder.mkdir(parents=True, exist_ok=True)
-                    for stale in folder.glob(".*.partial"):  # left by a kill mid-write
-                        stale.unlink()
-                probe = self.run.root / ".write-test"
-                probe.write_bytes(b"")
-                probe.unlink()
-            except OSError as exc:
-                raise UserError(f"cannot write to --out {self.run.root} ({exc.strerror}); choose "
-                                "a writable folder") from None
+            self.run.create()
         dist.barrier(self.info)
 
     def _write_config(self) -> None:
@@ -194,6 +184,11 @@ class Trainer:
 
     # ---- the step -------------------------------------------------------------------------
 
+    def _stopping(self) -> None:
+        if self.info.is_main:
+            self.console.log("stopping after this step and saving a checkpoint "
+                             "(press Ctrl-C again to quit at once)")
+
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         dtype = autocast_dtype(self.precision)
         if dtype is None:
@@ -201,6 +196,8 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=dtype)
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        if self.state.ada is not None:
+            return self.state.ada(x, self.state.noise_gen)
         return diff_augment(x, self.state.noise_gen) if self.cfg.augment else x
 
     def train_step(self, real: torch.Tensor) -> torch.Tensor:
@@ -211,17 +208,25 @@ class Trainer:
         for _ in range(cfg.d_steps):
             z = torch.randn(real.shape[0], cfg.nz, device=self.device, generator=state.noise_gen)
             state.opt_d.zero_grad(set_to_none=True)
-            d = self.loss.accumulate_d(real, z, state.scaler_d)
+            d = self.loss.accumulate_d(real, z, state.scaler_d, state.pos.step)
             state.scaler_d.step(state.opt_d)
             state.scaler_d.update()
+            if state.ada is not None:
+                state.ada.observe(d.real_logits)
         state.opt_g.zero_grad(set_to_none=True)
         loss_g = self.loss.accumulate_g(d.fake, state.scaler_g)
         state.scaler_g.step(state.opt_g)
         state.scaler_g.update()
         if state.ema is not None:
             state.ema.update(state.G, state.pos.step)
-        return torch.stack([d.loss, loss_g, torch.sigmoid(d.real_logits.float()).mean(),
-                            torch.sigmoid(d.fake_logits.float()).mean()])
+        stats = [d.loss, loss_g, torch.sigmoid(d.real_logits.float()).mean(),
+                 torch.sigmoid(d.fake_logits.float()).mean()]
+        if state.ada is not None:
+            stats.append(state.ada.p)
+            if (state.pos.step + 1) % AdaptiveAugment.INTERVAL == 0:
+                dist.all_reduce_sum(self.info, state.ada.signs, state.ada.count)
+                state.ada.adjust(AdaptiveAugment.INTERVAL * real.shape[0] * self.info.world_size)
+        return torch.stack(stats)
 
     # ---- the loop -------------------------------------------------------------------------
 
@@ -235,10 +240,13 @@ class Trainer:
         start, start_step = time.perf_counter(), state.pos.step
         if state.pos.epoch_step >= spe:  # resumed with a larger batch size: start a new epoch
             state.pos.epoch, state.pos.epoch_step = state.pos.epoch + 1, 0
-        self._announce(limit)
-        with self._signals(), progress_display(self.console, limit, state.pos, cfg.epochs,
+        if info.is_main:
+            self.console.log(start_line(cfg, self.run.root, state.pos.step, limit, self.device,
+                                        self.precision, info.world_size, self.data.description,
+                                        self.feeder.placement, resuming=self.resumed_from > 0))
+        with self.stop.installed(), progress_display(self.console, limit, state.pos, cfg.epochs,
                                                info.is_main) as update:
-            while state.pos.step < limit and self.stop_signal is None:
+            while state.pos.step < limit and self.stop.received is None:
                 indices = self.feeder.epoch_indices(state.pos.epoch)
                 while state.pos.epoch_step < spe and state.pos.step < limit:
                     real = self.feeder.batch(indices, state.pos.epoch_step)
@@ -257,11 +265,11 @@ class Trainer:
                         if self.rolled_back:  # the position moved: fetch that epoch's order
                             self.rolled_back = False
                             break
-                    stop = self.stop_signal is not None
+                    stop = self.stop.received is not None
                     if info.enabled:  # ranks must agree, and only meet at sync points
                         stop = sync_due and dist.any_flag(info, stop, self.device)
                     if stop:
-                        self.stop_signal = self.stop_signal or signal.SIGTERM
+                        self.stop.received = self.stop.received or signal.SIGTERM
                         break
                     if unit == "steps" and state.pos.step % every == 0:
                         self._checkpoint(periodic=True)
@@ -282,9 +290,9 @@ class Trainer:
         summary = Summary(self.run.root, state.pos.epoch, state.pos.step, seconds,
                           done * cfg.batch_size * info.world_size / max(seconds, 1e-9),
                           self.run.last, self.resumed_from, info.is_main)
-        if self.stop_signal is not None:
-            raise Interrupted(128 + int(self.stop_signal),
-                              f"stopped by {signal.Signals(self.stop_signal).name} at step "
+        if self.stop.received is not None:
+            raise Interrupted(128 + int(self.stop.received),
+                              f"stopped by {signal.Signals(self.stop.received).name} at step "
                               f"{state.pos.step}; checkpoint saved. Resume with: animegan train "
                               f"{self.plan.request.data_argument()} --out {self.run.root}")
         return summary
@@ -295,7 +303,9 @@ class Trainer:
         bad = not all(math.isfinite(shown[k]) for k in ("loss_d", "loss_g"))
         # Every rank reads at the same steps, so all of them stop (or roll back) together.
         if dist.any_flag(self.info, bad, self.device):
-            self._diverged()
+            self.console.log(self.checkpointer.recover(self.state))  # or raises Diverged
+            self.meter.reset_interval()
+            self.rolled_back = True
             return
         if log_due:
             if self.log:
@@ -305,31 +315,6 @@ class Trainer:
                                 "lr_d": self.state.opt_d.param_groups[0]["lr"],
                                 "seconds": round(self.meter.elapsed(), 3)})
             self.meter.reset_interval()
-
-    def _diverged(self) -> None:
-        last = self.run.last
-        if self.cfg.on_nan == "rollback" and last.exists() and self.rollbacks < MAX_ROLLBACKS:
-            self.rollbacks += 1
-            self.checkpointer.roll_back(self.state)
-            self.meter.reset_interval()
-            self.rolled_back = True
-            for opt in (self.state.opt_g, self.state.opt_d):
-                for group in opt.param_groups:
-                    group["lr"] /= 2
-            self.console.log(f"[yellow]non-finite loss: rolled back to step "
-                             f"{self.state.pos.step} and halved the learning rates (G "
-                             f"{self.state.opt_g.param_groups[0]['lr']:.2e}, D "
-                             f"{self.state.opt_d.param_groups[0]['lr']:.2e})")
-            return
-        if self.rollbacks:
-            raise Diverged(f"training diverged again after {self.rollbacks} rollbacks with "
-                           f"halved learning rates; the last good checkpoint is kept at {last}. "
-                           "Lower --lr-d/--lr-g a lot, or try --loss hinge or --spectral-norm")
-        kept = f"the last good checkpoint is kept at {last}" if last.exists() else \
-            "no checkpoint had been written yet"
-        raise Diverged(f"training diverged: the loss became NaN or infinite at step "
-                       f"{self.state.pos.step}; {kept}. Lower --lr-d/--lr-g, or pass --on-nan "
-                       "rollback")
 
     def _end_of_epoch(self) -> None:
         state = self.state
@@ -380,8 +365,6 @@ class Trainer:
         self.state.G.train()
         dist.barrier(self.info)
 
-    # ---- presentation and signals ---------------------------------------------------------
-
     def _announce(self, limit: int) -> None:
         if not self.info.is_main:
             return
@@ -396,21 +379,3 @@ class Trainer:
         if self.cfg.compile:
             self.console.log("torch.compile: the first steps include compilation "
                              "(about a minute on CPU, less with a warm cache)")
-
-    @contextlib.contextmanager
-    def _signals(self) -> Iterator[None]:
-        def handler(signum: int, frame: object) -> None:
-            if self.stop_signal is not None:
-                # Second signal: leave now. Every file is written atomically, so nothing breaks.
-                raise SystemExit(128 + signum)
-            self.stop_signal = signum
-            if self.info.is_main:
-                self.console.log("stopping after this step and saving a checkpoint "
-                                 "(press Ctrl-C again to quit at once)")
-
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from animegan_cli.metrics import METRICS
+from animegan_cli.train.config import TrainConfig
 from animegan_cli.train.state import Position
 
 Update = Callable[[Position, dict[str, float]], None]
@@ -28,8 +30,10 @@ class Meter:
 
     NAMES = ("loss_d", "loss_g", "d_real", "d_fake")
 
-    def __init__(self, device: torch.device) -> None:
-        self.sums = torch.zeros(len(self.NAMES), device=device)
+    def __init__(self, device: torch.device, ada: bool = False) -> None:
+        # With adaptive augmentation the step also reports p, the augmentation probability.
+        self.names = (*self.NAMES, "ada_p") if ada else self.NAMES
+        self.sums = torch.zeros(len(self.names), device=device)
         self.count = 0
         self.pending = 0  # steps added since the last read
         self.images = 0
@@ -51,7 +55,7 @@ class Meter:
     def read(self) -> dict[str, float]:
         now = time.perf_counter()
         values = (self.sums / max(self.count, 1)).tolist()
-        self.shown = dict(zip(self.NAMES, values))
+        self.shown = dict(zip(self.names, values))
         self.shown["images_per_s"] = self.images / max(now - self.last_read, 1e-9)
         self.images, self.pending, self.last_read = 0, 0, now
         return self.shown
@@ -59,6 +63,19 @@ class Meter:
     def reset_interval(self) -> None:
         self.sums.zero_()
         self.count = 0
+
+
+def start_line(config: TrainConfig, run: Path, step: int, limit: int, device: torch.device,
+               precision: str, processes: int, data: str, placement: str, *,
+               resuming: bool) -> str:
+    """`starting step 0/400: dcgan 64px on cpu (fp32), 2000 built-in demo faces, ...`."""
+    model = config.model_config()
+    return (f"{'resuming at' if resuming else 'starting'} step {step}/{limit}: {model.arch} "
+            f"{model.image_size}px on {device} ({precision}"
+            f"{f', x{processes} processes' if processes > 1 else ''}), {data}, batch "
+            f"{config.batch_size}, data in {placement} -> {run}"
+            + ("\ntorch.compile: the first steps include compilation (about a minute on CPU, "
+               "less with a warm cache)" if config.compile else ""))
 
 
 def epoch_line(epoch: int, epochs: int, shown: dict[str, float],
@@ -97,7 +114,8 @@ def progress_display(out: Any, total: int, pos: Position, epochs: int,
     def update(pos: Position, shown: dict[str, float]) -> None:
         stats = (f"D {shown['loss_d']:.3f} G {shown['loss_g']:.3f} "
                  f"D(x) {shown['d_real']:.2f} D(G(z)) {shown['d_fake']:.2f} "
-                 f"{shown['images_per_s']:.0f} img/s")
+                 + (f"p {shown['ada_p']:.2f} " if "ada_p" in shown else "")
+                 + f"{shown['images_per_s']:.0f} img/s")
         progress.update(task, completed=pos.step, stats=stats, epoch=f"{pos.epoch + 1}/{epochs}")
 
     with progress:

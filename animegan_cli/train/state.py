@@ -2,8 +2,8 @@
 
 What must round-trip for a resumed run to be bit-identical to an uninterrupted one: G, D and
 EMA weights and buffers, both Adam states, the noise generator's RNG state, the position
-(epoch, step), the fixed sample noise, and the GradScalers. The per-epoch data permutation is
-derived from (seed, epoch), so it needs no state of its own.
+(epoch, step), the fixed sample noise, the GradScalers, and ADA's probability and sums. The
+per-epoch data permutation is derived from (seed, epoch), so it needs no state of its own.
 """
 
 from __future__ import annotations
@@ -18,9 +18,15 @@ from animegan_cli import checkpoint
 from animegan_cli.checkpoint import Checkpoint
 from animegan_cli.errors import UserError
 from animegan_cli.model_config import ModelConfig
+from animegan_cli.train.augment import AdaptiveAugment
 from animegan_cli.train.ema import EMA
 
 ADAM_KEYS = ("exp_avg", "exp_avg_sq")
+ADA_KEYS = ("p", "signs", "count")
+
+
+def ada_tensors(ada: AdaptiveAugment) -> dict[str, torch.Tensor]:
+    return {"p": ada.p, "signs": ada.signs, "count": ada.count}
 
 
 @dataclass
@@ -37,6 +43,7 @@ class TrainingState:
     G: nn.Module
     D: nn.Module
     ema: EMA | None
+    ada: AdaptiveAugment | None  # its probability p and heuristic sums
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     scaler_g: torch.amp.GradScaler
@@ -83,6 +90,8 @@ def save_full(path: str, model: ModelConfig, state: TrainingState, config_json: 
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng/cuda/{i}"] = s
     tensors["fixed_noise"] = state.fixed_noise
+    if state.ada is not None:
+        tensors.update({f"ada/{k}": v for k, v in ada_tensors(state.ada).items()})
     scalers = {name: s.state_dict() for name, s in state.scalers().items() if s.is_enabled()}
     pos = state.pos
     meta = {"epoch": pos.epoch, "epoch_step": pos.epoch_step, "step": pos.step,
@@ -118,6 +127,11 @@ def load_full(ckpt: Checkpoint, state: TrainingState) -> None:
     torch.set_rng_state(values["rng/torch_cpu"])
     _restore_cuda_rng(ckpt)
     state.fixed_noise = values["fixed_noise"]
+    if state.ada is not None and all(f"ada/{k}" in ckpt.tensors for k in ADA_KEYS):
+        for key in ADA_KEYS:  # a run that turns ADA on at resume starts from p = 0
+            ckpt.check_tensor(f"ada/{key}", torch.float32, ())
+        saved = ckpt.read([f"ada/{k}" for k in ADA_KEYS], device=state.ada.p.device)
+        state.ada.p, state.ada.signs, state.ada.count = (saved[f"ada/{k}"] for k in ADA_KEYS)
     state.pos = Position(*(_int_meta(ckpt, k) for k in ("epoch", "epoch_step", "step")))
     saved_scalers = ckpt.json("scalers", {})
     for name, scaler in state.scalers().items():
