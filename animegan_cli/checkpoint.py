@@ -29,7 +29,7 @@ from torch import nn
 
 from animegan_cli import __version__
 from animegan_cli.atomic import write_bytes
-from animegan_cli.errors import UserError
+from animegan_cli.errors import UserError, one_line
 from animegan_cli.models import Discriminator, Generator, ModelConfig
 
 FORMAT = "animegan-checkpoint"
@@ -74,13 +74,7 @@ class Checkpoint:
         return any(name.startswith(prefix + "/") for name in self.tensors)
 
     def read(self, names: list[str], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-        # _read_header mirrors the Rust reader's rules, so this should never fail; if the two
-        # ever disagree (or the file changed since it was validated), it is still one line.
-        try:
-            with safe_open(str(self.path), framework="pt", device=str(device)) as f:
-                return {name: f.get_tensor(name) for name in names}
-        except (SafetensorError, OSError) as exc:
-            raise _bad(self.path, f"its tensor data cannot be read ({exc})") from None
+        return read_tensors(self.path, names, device)
 
     def check_module(self, prefix: str, module: nn.Module) -> None:
         """Insist that `prefix/...` has exactly `module`'s tensor names, shapes and dtypes.
@@ -135,7 +129,7 @@ def save(path: str | os.PathLike[str], kind: str, model: ModelConfig,
 def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Validate everything but the tensor bytes; every failure is a one-line UserError."""
     path = Path(path)
-    header, meta = _read_header(path)
+    header, meta = read_header(path)
     if meta.get("format") != FORMAT:
         raise _bad(path, "it is a safetensors file but not an animegan checkpoint")
     if meta.get("format_version") != FORMAT_VERSION:
@@ -188,7 +182,22 @@ def load_discriminator_module(ckpt: Checkpoint, device: str | torch.device = "cp
     return _load_network(ckpt, "D", device) if ckpt.has("D") else None  # type: ignore[return-value]
 
 
-def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
+def read_tensors(path: Path, names: list[str], device: str | torch.device = "cpu"
+                 ) -> dict[str, torch.Tensor]:
+    """The named tensors of a file whose header `read_header` accepted."""
+    # read_header mirrors the Rust reader's rules, so this should never fail; if the two
+    # ever disagree (or the file changed since it was validated), it is still one line.
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            return {name: f.get_tensor(name) for name in names}
+    except (SafetensorError, OSError) as exc:
+        raise _bad(path, f"its tensor data cannot be read ({exc})") from None
+
+
+def read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
+    """The tensors (names, dtypes, shapes) and metadata of a safetensors file from anywhere (a
+    checkpoint, the FID statistics cached in a dataset folder), validated without reading any
+    tensor data; every failure is a one-line UserError."""
     try:
         st = path.stat()
     except OSError as exc:
@@ -288,9 +297,7 @@ def _describe(info: TensorInfo) -> str:
 def _bad(path: Path, why: str) -> UserError:
     # `why` may quote the file (a config value, an exception about it): keep it to one short
     # line, so a hostile file cannot flood the terminal or forge extra output lines.
-    if len(why) > MAX_REASON_CHARS:
-        why = why[:MAX_REASON_CHARS] + "..."
-    why = "".join(c if c.isprintable() else "?" for c in why)
+    why = one_line(why, MAX_REASON_CHARS)
     return UserError(f"{path} is not a usable animegan checkpoint: {why}; pass a .safetensors "
                      "file written by `animegan train`")
 

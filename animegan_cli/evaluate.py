@@ -1,8 +1,8 @@
 """`animegan eval`: how close a checkpoint's samples come to the data it was trained on.
 
-SWD is always computed (no network needed); FID and KID when the Inception network is
-available; `nearest=K` looks for memorised training images. `TrainingEvaluator` is what the
-training loop logs every few epochs: SWD, and FID/KID when it has the Inception network.
+Every metric of the registry (animegan_cli.metrics.METRICS): those that need the Inception
+network only when it is available; `nearest=K` looks for memorised training images.
+`TrainingEvaluator` is what the training loop logs every few epochs: the same metrics.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from animegan_cli import metrics
 from animegan_cli.data.packed import PackedDataset, is_dataset, open_dataset
 from animegan_cli.errors import UserError
 from animegan_cli.images import make_grid, save_image
+from animegan_cli.metrics import METRICS, Metric, MetricInputs, inception
 from animegan_cli.sample import generate, latents, load_generator
 
 DEFAULT_SAMPLES = 10_000
@@ -31,8 +31,6 @@ FID_MIN_SAMPLES = 2048
 # to a few minutes and memory near a gigabyte. A fixed cap keeps values comparable between
 # runs (SWD depends on the number of images).
 SWD_IMAGES = 4096
-KID_SUBSETS = 100
-KID_SUBSET_SIZE = 1000
 NEAREST_SHOWN = 8  # closest pairs listed in the result; all K go into the PNG
 _CHUNK_BYTES = 64 * 1024 * 1024  # nearest-neighbour search reads the training set in chunks
 
@@ -63,7 +61,7 @@ def evaluate(ckpt_path: str | os.PathLike[str], data_path: str | os.PathLike[str
     count = min(DEFAULT_SAMPLES, len(dataset)) if n is None else n
     if count < 2 or nearest > count:
         raise UserError(f"-n must be at least 2 and at least --nearest ({nearest}); got {count}")
-    extractor, skipped = (metrics.find_inception(inception_weights, gen.device) if fid
+    extractor, skipped = (inception.find_inception(inception_weights, gen.device) if fid
                           else (None, "turned off (--no-fid)"))
 
     say(f"generating {count} samples on {gen.device}")
@@ -75,25 +73,16 @@ def evaluate(ckpt_path: str | os.PathLike[str], data_path: str | os.PathLike[str
         "image_size": size, "samples": count, "seed": seed, "warnings": [],
     }
     m = min(count, len(dataset), SWD_IMAGES)
-    say(f"SWD on {m} samples and {m} training images")
-    real = dataset.images[metrics.real_subset(len(dataset), m, seed)]
-    result["swd"] = {**metrics.swd(real, fake[:m], seed=seed, device=gen.device), "images": m}
-
-    real_features = fake_features = None
-    result.update(fid=None, kid=None, inception=None, fid_skipped=skipped)
+    real = dataset.images[inception.real_subset(len(dataset), m, seed)]
+    real_stats = fake_features = None
     if extractor is not None:
         real_count = min(count, len(dataset))
-        cache = metrics.stats_cache_path(dataset, real_count)
+        cache = inception.stats_cache_path(dataset, real_count)
         say(f"Inception features of {real_count} training images"
             f"{' (cached)' if cache.exists() else f', cached in {cache}'}")
-        mu_r, sigma_r, real_features = metrics.real_stats(dataset, extractor, count, batch_size)
+        real_stats = inception.real_stats(dataset, extractor, count, batch_size)
         say(f"Inception features of {count} samples")
         fake_features = extractor.features(fake, batch_size)
-        result["fid"], kid_mean, kid_std = _fid_and_kid((mu_r, sigma_r, real_features),
-                                                        fake_features, seed, gen.device)
-        result["kid"] = {"mean": kid_mean, "std": kid_std, "subsets": KID_SUBSETS,
-                         "subset_size": min(KID_SUBSET_SIZE, real_count, count)}
-        result["inception"] = {"weights": str(extractor.path), "sha256": extractor.sha256}
         if count < FID_MIN_SAMPLES:
             result["warnings"].append(
                 f"FID from {count} samples (< {FID_MIN_SAMPLES}) is biased upwards and not "
@@ -101,6 +90,18 @@ def evaluate(ckpt_path: str | os.PathLike[str], data_path: str | os.PathLike[str
         if real_count < count:
             result["warnings"].append(f"the dataset has only {real_count} images: FID and KID "
                                       f"compare {count} samples with {real_count} real images")
+    inputs = MetricInputs(real, fake[:m], seed, gen.device, real_stats, fake_features)
+    for name, metric in METRICS.items():
+        if metric.needs_inception and extractor is None:
+            result[name] = None
+            continue
+        say(f"{metric.label} of {count if metric.needs_inception else m} samples "
+            f"({metric.description})")
+        result[name] = metric.compute(inputs).report
+    result["inception"] = None if extractor is None else {"weights": str(extractor.path),
+                                                          "sha256": extractor.sha256}
+    result["fid_skipped"] = skipped
+    real_features = real_stats[2] if real_stats is not None else None
 
     if nearest:
         say(f"nearest training image of {nearest} samples")
@@ -117,36 +118,41 @@ class TrainingEvaluator:
     """Quality of the generator during training, on the same latents and real images every
     time, so successive values differ only because the generator changed.
 
-    SWD on `swd_samples` always (seconds on a CPU). With an Inception extractor also FID and
-    KID on `inception_samples`; the real side's features are computed (or read from the
-    dataset's cache) once, at the first call.
+    Metrics on pixels (SWD: seconds on a CPU) on `swd_samples` always; with an Inception
+    extractor also those that need it (FID, KID) on `inception_samples`, whose real side's
+    features are computed (or read from the dataset's cache) once, at the first call.
     """
 
-    def __init__(self, data: metrics.RealImages, nz: int, device: torch.device, seed: int = 0,
-                 swd_samples: int = 256, extractor: metrics.FeatureExtractor | None = None,
+    def __init__(self, data: inception.RealImages, nz: int, device: torch.device, seed: int = 0,
+                 swd_samples: int = 256, extractor: inception.FeatureExtractor | None = None,
                  inception_samples: int = 2048) -> None:
         self.data, self.nz, self.device, self.seed = data, nz, device, seed
         self.swd_samples = min(swd_samples, len(data.images))
         self.extractor = extractor
         self.inception_samples = inception_samples
-        self._real_swd = data.images[metrics.real_subset(len(data.images), self.swd_samples,
-                                                         seed)]
+        self.metrics: list[Metric] = [metric for metric in METRICS.values()
+                                      if extractor is not None or not metric.needs_inception]
+        self._real_swd = data.images[inception.real_subset(len(data.images), self.swd_samples,
+                                                           seed)]
         self._real_stats: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __call__(self, generator: nn.Module) -> dict[str, float]:
-        """{'swd', 'swd_<res>'..., and with Inception 'fid', 'kid', 'kid_std'}; the generator
-        runs in eval mode and is put back in the mode it was in."""
+        """The flat values of `self.metrics` ('swd', 'swd_<res>'..., and with Inception 'fid',
+        'kid', 'kid_std'); the generator runs in eval mode and is put back in the mode it was
+        in."""
         count = max(self.swd_samples, self.inception_samples if self.extractor else 0)
         fake = self._samples(generator, count)
-        values = metrics.swd(self._real_swd, fake[:self.swd_samples], seed=self.seed,
-                             device=self.device)
+        features = None
         if self.extractor is not None:
             if self._real_stats is None:
-                self._real_stats = metrics.real_stats(self.data, self.extractor,
-                                                      self.inception_samples)
+                self._real_stats = inception.real_stats(self.data, self.extractor,
+                                                        self.inception_samples)
             features = self.extractor.features(fake[:self.inception_samples])
-            values["fid"], values["kid"], values["kid_std"] = _fid_and_kid(
-                self._real_stats, features, self.seed, self.device)
+        inputs = MetricInputs(self._real_swd, fake[:self.swd_samples], self.seed, self.device,
+                              self._real_stats, features)
+        values: dict[str, float] = {}
+        for metric in self.metrics:
+            values.update(metric.compute(inputs).values)
         return values
 
     def _samples(self, generator: nn.Module, count: int) -> np.ndarray:
@@ -159,18 +165,6 @@ class TrainingEvaluator:
             generator.train(was_training)
 
 
-def _fid_and_kid(real: tuple[np.ndarray, np.ndarray, np.ndarray], fake_features: np.ndarray,
-                 seed: int, device: torch.device) -> tuple[float, float, float]:
-    """(FID, KID mean, KID std) of samples' features against real (mu, sigma, features)."""
-    mu, sigma, real_features = real
-    fid = metrics.fid_from_stats(mu, sigma, *metrics.feature_stats(fake_features))
-    # float64 matrix products: MPS has no float64, so only CUDA takes them off the CPU.
-    kid_device = device if device.type == "cuda" else torch.device("cpu")
-    kid_mean, kid_std = metrics.kid_from_features(real_features, fake_features, KID_SUBSETS,
-                                                  KID_SUBSET_SIZE, seed, kid_device)
-    return fid, kid_mean, kid_std
-
-
 def result_table(result: dict[str, Any]) -> Any:
     """The result as a rich Table, for the terminal."""
     from rich.table import Table
@@ -180,18 +174,13 @@ def result_table(result: dict[str, Any]) -> Any:
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("note")
-    swd = result["swd"]
-    table.add_row("SWD x1e3", f"{swd['swd']:.2f}", f"mean of levels, {swd['images']} images")
-    for key, value in swd.items():
-        if key.startswith("swd_"):
-            table.add_row(f"  {key.removeprefix('swd_')}px", f"{value:.2f}", "")
-    if result["fid"] is None:
-        table.add_row("FID / KID", "-", f"skipped: {result['fid_skipped']}")
-    else:
-        kid = result["kid"]
-        table.add_row("FID", f"{result['fid']:.2f}", "lower is better")
-        table.add_row("KID", f"{kid['mean']:.5f}", f"+- {kid['std']:.5f}, "
-                                                   f"{kid['subsets']} x {kid['subset_size']}")
+    for name, metric in METRICS.items():
+        if result[name] is not None:
+            for row in metric.rows(result[name]):
+                table.add_row(*row)
+    skipped = [metric.label for name, metric in METRICS.items() if result[name] is None]
+    if skipped:  # only those that need the Inception network are ever skipped
+        table.add_row(" / ".join(skipped), "-", f"skipped: {result['fid_skipped']}")
     near = result["nearest"]
     if near:
         table.add_row("nearest distance", f"{near['min']:.4g}",
@@ -220,7 +209,7 @@ def _nearest_report(dataset: PackedDataset, samples: np.ndarray, seed: int,
     k = len(samples)
     if real_features is not None and fake_features is not None:
         space = "inception"
-        index = metrics.real_subset(len(dataset), len(real_features))
+        index = inception.real_subset(len(dataset), len(real_features))
         queries = torch.from_numpy(fake_features[:k]).float()
         refs = _chunks(torch.from_numpy(real_features).float(), lambda i: i)
         searched = len(real_features)

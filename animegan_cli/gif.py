@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from animegan_cli.atomic import atomic_path
-from animegan_cli.errors import UserError
+from animegan_cli.errors import UserError, first_line
+from animegan_cli.run_dir import RunDir
 
 if TYPE_CHECKING:
     from animegan_cli.sample import LoadedGenerator
@@ -26,17 +27,26 @@ def find_frames(source: Path) -> list[tuple[int, Path]]:
     if not source.exists():
         raise UserError(f"{source} does not exist; pass a run folder (with samples/) or a folder "
                         "of frames")
-    folder = source / "samples" if (source / "samples").is_dir() else source
-    if not folder.is_dir():
+    run = RunDir(source)
+    if run.samples.is_dir():
+        folder, frames = run.samples, run.epoch_grids()
+    elif source.is_dir():
+        folder, frames = source, _numbered_images(source)
+    else:
         raise UserError(f"{source} is not a folder; pass a run folder or a folder of frames")
+    if not frames:
+        raise UserError(f"no frames in {folder}: expected images named like epoch_0001.png; "
+                        "train first with `animegan train`")
+    return frames
+
+
+def _numbered_images(folder: Path) -> list[tuple[int, Path]]:
+    """A plain folder may name its frames any way: the last number in a name orders it."""
     frames = []
     for path in folder.iterdir():
         match = FRAME_PATTERN.findall(path.stem)
         if path.suffix.lower() in IMAGE_SUFFIXES and match and not path.name.startswith("."):
             frames.append((int(match[-1]), path))
-    if not frames:
-        raise UserError(f"no frames in {folder}: expected images named like epoch_0001.png; "
-                        "train first with `animegan train`")
     return sorted(frames)
 
 
@@ -98,15 +108,18 @@ def write_animation(frames: list[np.ndarray], out: Path, fps: float, loop: int,
                     duration=durations, loop=loop)
 
 
-def make_gif(source: Path, out: Path | None = None, fps: float = 2.0, loop: int = 0,
+def make_gif(source: Path, *, out: Path | None = None, fps: float = 2.0, loop: int = 0,
              label: bool = True, max_frames: int | None = None, size: int | None = None,
              hold_last: int = 0) -> tuple[Path, int]:
-    """The training progress of a run as an animation; returns (path, frame count)."""
+    """The training progress of a run as an animation; returns (path, frame count).
+
+    Without `out`, it goes to the run's result.gif (the same name inside a folder of frames).
+    """
     _check_fps(fps)
     if loop < 0 or hold_last < 0:
         raise UserError("--loop and --hold-last must be 0 or more")
-    frames = thin(find_frames(source), max_frames)
-    out = out or (source if source.is_dir() else source.parent) / "result.gif"
+    frames = thin(find_frames(source), max_frames)  # so `source` is a folder from here on
+    out = out or RunDir(source).animation
     images: list[np.ndarray] = []
     first_size: tuple[int, int] | None = None
     for number, path in frames:
@@ -123,7 +136,7 @@ def make_gif(source: Path, out: Path | None = None, fps: float = 2.0, loop: int 
     return out, len(images)
 
 
-def write_walk(gen: LoadedGenerator, walks: list[list[int]], steps: int, nrow: int, out: Path,
+def write_walk(gen: LoadedGenerator, *, walks: list[list[int]], steps: int, nrow: int, out: Path,
                fps: float, loop: int, size: int | None) -> int:
     """A seamless looping latent walk (or a grid of walks); returns the frame count."""
     from animegan_cli.sample import walk_frames
@@ -153,8 +166,7 @@ def _read_frame(path: Path) -> Image.Image:
                                 "or re-run training")
             return im.convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise UserError(f"cannot read frame {path} ({reason}); remove it or re-run "
+        raise UserError(f"cannot read frame {path} ({first_line(exc)}); remove it or re-run "
                         "training") from None
 
 

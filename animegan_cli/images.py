@@ -1,4 +1,4 @@
-"""Image grids and PNG output shared by prepare's preview, training samples and `sample`.
+"""Image grids and image files shared by prepare's preview, training samples and `sample`.
 
 Works on uint8 NHWC numpy arrays so that torch-free code (prepare) can use it too.
 """
@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 from animegan_cli.atomic import atomic_path
+
+# The file formats `sample --out-dir` writes, as a Literal so the CLI lists them; FORMATS gives
+# each one's Pillow name, in the same order.
+ImageFormat = Literal["png", "jpg", "webp"]
+FORMATS: dict[str, str] = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 
 
 def make_grid(images: np.ndarray, nrow: int = 8, padding: int = 2, fill: int = 0) -> np.ndarray:

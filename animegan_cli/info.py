@@ -40,7 +40,6 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     }
 
 
-
 def _parameters(ckpt: checkpoint.Checkpoint, prefix: str) -> int:
     """Learned values under `prefix`: BatchNorm statistics and spectral-norm vectors excluded."""
     buffers = ("running_mean", "running_var", "num_batches_tracked", "._u", "._v")

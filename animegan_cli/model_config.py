@@ -12,12 +12,12 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Literal, get_args
 
-Arch = Literal["dcgan", "seed"]
+Arch = Literal["dcgan", "resize", "seed"]
 ImageSize = Literal[32, 64, 128]
 ARCHS: tuple[str, ...] = get_args(Arch)
 IMAGE_SIZES: tuple[int, ...] = get_args(ImageSize)
 # Defaults per architecture: (ngf, ndf). The seed article's D starts at 32 channels.
-DEFAULT_WIDTHS = {"dcgan": (64, 64), "seed": (64, 32)}
+DEFAULT_WIDTHS = {"dcgan": (64, 64), "resize": (64, 64), "seed": (64, 32)}
 MAX_WIDTH = 1024
 MAX_NZ = 1024
 

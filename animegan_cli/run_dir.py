@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from animegan_cli.errors import UserError
+
 _PERIODIC = re.compile(r"(epoch_\d{4,}|step_\d{7,})\.safetensors")
 _EPOCH_GRID = re.compile(r"epoch_(\d{4,})\.png")
 
@@ -93,9 +95,19 @@ class RunDir:
             return []
         return sorted(p for p in self.checkpoints.iterdir() if _PERIODIC.fullmatch(p.name))
 
-    def folders(self) -> tuple[Path, ...]:
-        """The folders a run writes into (made at start, swept for stale partial files)."""
-        return (self.root, self.checkpoints, self.samples)
+    def create(self) -> None:
+        """Make the run's folders, drop files a kill left half-written, check it is writable."""
+        try:
+            for folder in (self.root, self.checkpoints, self.samples):
+                folder.mkdir(parents=True, exist_ok=True)
+                for stale in folder.glob(".*.partial"):  # see atomic.py
+                    stale.unlink()
+            probe = self.root / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise UserError(f"cannot write to --out {self.root} ({exc.strerror}); choose a "
+                            "writable folder") from None
 
     def is_run(self) -> bool:
         """Whether `root` looks like a run folder (it has a checkpoint or epoch grids)."""

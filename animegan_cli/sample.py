@@ -19,10 +19,9 @@ import torch
 from animegan_cli import checkpoint
 from animegan_cli.device import select_device, to_uint8
 from animegan_cli.errors import UserError
-from animegan_cli.images import make_grid, save_image
+from animegan_cli.images import FORMATS, make_grid, save_image
 from animegan_cli.model_config import ModelConfig
 
-FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 MAX_GRID_IMAGES = 4096  # a bigger grid is tens of thousands of pixels wide: use --out-dir
 
 
@@ -115,10 +114,14 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def sample_to_files(gen: LoadedGenerator, seeds: list[int], out: Path | None,
+def sample_to_files(gen: LoadedGenerator, *, seeds: list[int], out: Path | None,
                     out_dir: Path | None, nrow: int, truncation: float | None, fmt: str,
                     batch_size: int) -> list[Path]:
-    """Write a grid to `out` and/or one file per image into `out_dir`; return what was written."""
+    """Write a grid to `out` and/or one file per image into `out_dir`; return what was written.
+
+    nrow 0 makes the grid square; fmt (a key of images.FORMATS) is the per-image file type.
+    """
+    # The CLI's choice list already refused other formats; Python callers have no such guard.
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is not one of: {', '.join(FORMATS)}")
     if truncation is not None and truncation <= 0:
@@ -146,7 +149,7 @@ def sample_to_files(gen: LoadedGenerator, seeds: list[int], out: Path | None,
     return written
 
 
-def rank_by_discriminator(gen: LoadedGenerator, seeds: list[int], keep: int,
+def rank_by_discriminator(gen: LoadedGenerator, *, seeds: list[int], keep: int,
                           truncation: float | None, batch_size: int) -> list[int]:
     """The `keep` seeds whose images the checkpoint's discriminator scores as most real."""
     d = checkpoint.load_discriminator_module(gen.ckpt, gen.device)

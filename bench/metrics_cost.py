@@ -45,8 +45,9 @@ def main() -> None:
 
     import numpy as np
 
-    from animegan_cli import metrics
     from animegan_cli.data.demo import demo_array
+    from animegan_cli.metrics import fid_kid, inception
+    from animegan_cli.metrics import swd as swd_metric
 
     faces, others = demo_array(args.n, args.size, seed=1), demo_array(args.n, args.size, seed=2)
     noisy = np.clip(faces + np.random.default_rng(0).normal(0, 24, faces.shape), 0, 255)
@@ -56,7 +57,7 @@ def main() -> None:
                               "machine": common.machine_line(), "load": common.load_average()}
 
     def swd(b: np.ndarray) -> dict[str, float]:
-        return metrics.swd(faces, b, device=args.device)
+        return swd_metric.swd(faces, b, device=args.device)
 
     for name, other in (("swd real-vs-real", others), ("swd identical", faces),
                         ("swd noisy copy", noisy)):
@@ -68,17 +69,17 @@ def main() -> None:
                                  > report["swd real-vs-real"]["value"])
 
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((args.n, metrics.FEATURE_DIM)).astype(np.float32)
-    b = (rng.standard_normal((args.n, metrics.FEATURE_DIM)) * 1.1).astype(np.float32)
-    for name, fn in (("fid", lambda: metrics.fid_from_features(a, b)),
-                     ("kid", lambda: metrics.kid_from_features(a, b)[0])):
+    a = rng.standard_normal((args.n, inception.FEATURE_DIM)).astype(np.float32)
+    b = (rng.standard_normal((args.n, inception.FEATURE_DIM)) * 1.1).astype(np.float32)
+    for name, fn in (("fid", lambda: fid_kid.fid_from_features(a, b)),
+                     ("kid", lambda: fid_kid.kid_from_features(a, b)[0])):
         value, wall, cpu = _timed(fn)
         report[name] = {"value": value, "wall_s": wall, "cpu_s": cpu}
         rows.append([f"{name} ({args.n} x 2048 features)", common.fmt(value, 4),
                      common.fmt(wall), common.fmt(cpu)])
 
     if args.inception:
-        extractor, why = metrics.find_inception(device=args.device)
+        extractor, why = inception.find_inception(device=args.device)
         if extractor is None:
             print(f"note: no Inception timing: {why}", file=sys.stderr)
         else:

@@ -17,8 +17,8 @@ JPEGs (root/class0/*.jpg, ~96 px, in the page cache):
      Adam(2e-4, betas=(0.5, 0.999)), three backward passes per step, the five `.item()` calls and
      the progress line main.py prints every step (to the log file here). NCHW, fp32,
      cudnn.benchmark as main.py sets it. Not included: main.py's image dump every 100 steps.
-  b  the real engine: animegan_cli.train.engine.Trainer(RunRequest(prepared dataset, batch size,
-     max_steps, device)).setup() then .fit(), i.e. `animegan train` with its defaults for the
+  b  the real engine: Trainer(make_plan(RunRequest(prepared dataset, batch size, max_steps,
+     device)), ...).fit(on_step=the clock), i.e. `animegan train` with its defaults for the
      device (EMA, channels_last, bf16 autocast on CUDA, feeder without DataLoader, progress
      display, metrics.jsonl). The dataset is prepared once beforehand (not timed).
   c  the compute ceiling: the engine's Trainer.train_step on one random batch already on the
@@ -27,8 +27,8 @@ JPEGs (root/class0/*.jpg, ~96 px, in the page cache):
   p  the plain step of `a` (same math, NCHW) on a random batch on the device: a minus p is the
      cost of the DataLoader and the .item() syncs.
   pcl  p with the model and the batch in channels_last.
-  b16  b with bf16 autocast forced (an experiment: the engine refuses --precision bf16 on a CPU;
-     worth it where the CPU has AVX512-BF16 or AMX; slower where bf16 is emulated).
+  b16  b with --precision bf16 (opt-in on a CPU: worth it where the CPU has AVX512-BF16 or
+     AMX; slower where bf16 is emulated).
 
 Timing: each variant runs in a fresh child process and times `--steps` steps after `--warmup`
 untimed ones, all inside one epoch (so the DataLoader does not restart and the engine writes no
@@ -203,36 +203,25 @@ def variant_a(args: argparse.Namespace) -> dict:
 
 
 def _engine(args: argparse.Namespace, max_steps: int, precision: str | None = None):  # noqa: ANN202
-    """A set-up Trainer. `precision` forces the engine's precision (an experiment: the engine
-    itself refuses bf16 on a CPU), by patching its resolver in this child process only."""
-    from animegan_cli.train import engine
-    from animegan_cli.train.engine import RunRequest, Trainer
-
-    if precision is not None:
-        engine._resolve_precision = lambda name, device: precision
+    """A built Trainer, through the engine's public parts: plan, device, Trainer.
+    `precision` asks for a precision (bf16 on a CPU is opt-in for users, forced here)."""
+    from animegan_cli.device import select_device
+    from animegan_cli.train import distributed as dist
+    from animegan_cli.train.engine import Trainer
+    from animegan_cli.train.plan import RunRequest, make_plan
 
     run_dir = args.out
     shutil.rmtree(run_dir, ignore_errors=True)
-    explicit = {"batch_size": args.batch_size, "max_steps": max_steps, "device": args.device,
-                "seed": args.seed}
-    trainer = Trainer(RunRequest(data=str(args.dataset), demo=0, out=run_dir,
-                                 explicit=explicit))
-    trainer.setup()
-    return trainer
+    options = {"batch_size": args.batch_size, "max_steps": max_steps, "device": args.device,
+               "seed": args.seed, **({"precision": precision} if precision else {})}
+    plan = make_plan(RunRequest(str(args.dataset), 0, run_dir, options))
+    return Trainer(plan, select_device(args.device), dist.from_env())
 
 
 def variant_b(args: argparse.Namespace, precision: str | None = None) -> dict:
     trainer = _engine(args, args.warmup + args.steps, precision)
     clock = Clock(trainer.device, args.warmup, args.steps, args.lockstep)
-    step = trainer.train_step
-
-    def timed_step(real):  # noqa: ANN001, ANN202  (an instance attribute shadows the method)
-        stats = step(real)
-        clock.tick()
-        return stats
-
-    trainer.train_step = timed_step  # type: ignore[method-assign]
-    summary = trainer.fit()
+    summary = trainer.fit(on_step=clock.tick)
     out = clock.result(args.batch_size)
     out["engine_summary_images_per_s"] = summary.images_per_second
     out["precision"] = trainer.precision
@@ -257,7 +246,7 @@ def variant_c(args: argparse.Namespace) -> dict:
     done = False
     while not done:
         trainer.train_step(real)
-        trainer.pos.step += 1
+        trainer.state.pos.step += 1
         done = clock.tick()
     out = clock.result(args.batch_size)
     shutil.rmtree(args.out, ignore_errors=True)

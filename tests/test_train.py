@@ -17,7 +17,7 @@ from conftest import TINY, assert_user_error, run_cli, write_faces
 from safetensors import safe_open
 
 from animegan_cli.checkpoint import open_checkpoint
-from animegan_cli.metrics import installed_inception_weights
+from animegan_cli.metrics.inception import installed_inception_weights
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:

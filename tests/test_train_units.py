@@ -374,3 +374,21 @@ def test_every_module_imports_alone() -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_collapse_watch_flags_identical_samples_and_not_varied_ones() -> None:
+    from animegan_cli.train.collapse import COLLAPSE_RATIO, CollapseWatch, diversity
+
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, (100, 8, 8, 3), dtype=np.uint8)
+    assert diversity(np.repeat(real[:1], 16, axis=0)) == 0.0
+    # Two images that differ by 255 in every pixel are 1 apart; the mean counts each pair.
+    pair = np.stack([np.zeros((2, 2, 3), np.uint8), np.full((2, 2, 3), 255, np.uint8)])
+    assert diversity(pair) == pytest.approx(1.0)
+    watch = CollapseWatch(real, 16)
+    varied = watch.ratio(real[50:66])
+    assert varied == pytest.approx(1.0, abs=0.1) and watch.warning(varied) is None
+    collapsed = np.clip(real[:1].astype(int) + rng.integers(-8, 9, (16, 8, 8, 3)), 0, 255)
+    ratio = watch.ratio(collapsed.astype(np.uint8))
+    assert ratio < COLLAPSE_RATIO
+    assert "near-identical" in (watch.warning(ratio) or "")

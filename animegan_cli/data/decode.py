@@ -22,7 +22,7 @@ import os
 import stat
 from dataclasses import dataclass
 from io import BytesIO
-from typing import BinaryIO
+from typing import BinaryIO, Literal, get_args
 
 import numpy as np
 from PIL import Image, ImageColor, UnidentifiedImageError
@@ -43,11 +43,13 @@ REASONS: dict[str, str] = {
     "(it reads JPEG, PNG, WebP, BMP, GIF and TIFF)",
 }
 
-CROPS = ("center", "pad", "stretch")
+# The choices as Literal types, so the CLI lists them in its help and shell completion.
+Crop = Literal["center", "pad", "stretch"]
+Filter = Literal["lanczos", "bicubic", "box"]
+CROPS: tuple[str, ...] = get_args(Crop)
+# Each filter's name is its Pillow resampling filter's, lower-cased.
 FILTERS: dict[str, Image.Resampling] = {
-    "lanczos": Image.Resampling.LANCZOS,
-    "bicubic": Image.Resampling.BICUBIC,
-    "box": Image.Resampling.BOX,
+    name: Image.Resampling[name.upper()] for name in get_args(Filter)
 }
 
 # The only plugins Pillow may try: fewer parsers exposed to hostile bytes. MPO (the

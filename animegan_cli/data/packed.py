@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from animegan_cli.atomic import disk_error, write_bytes
-from animegan_cli.errors import UserError
+from animegan_cli.errors import UserError, first_line
 
 FORMAT = "animegan-dataset"
 VERSION = 1
@@ -69,7 +69,7 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise UserError(f"{file} is implausibly large for a manifest; {hint}")
         manifest = json.loads(file.read_bytes())
     except (OSError, ValueError, RecursionError) as exc:
-        raise UserError(f"{path} is not a readable animegan dataset ({_short(exc)}); "
+        raise UserError(f"{path} is not a readable animegan dataset ({first_line(exc)}); "
                         f"{hint}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise UserError(f"{path} is not an animegan dataset; {hint}")
@@ -95,7 +95,7 @@ def open_dataset(path: str | os.PathLike[str]) -> PackedDataset:
     try:
         actual = images_file.stat().st_size
     except OSError as exc:
-        raise UserError(f"cannot read {images_file} ({_short(exc)}); re-run prepare") from None
+        raise UserError(f"cannot read {images_file} ({first_line(exc)}); re-run prepare") from None
     if actual != expected:
         raise UserError(f"{images_file} holds {actual} bytes but the manifest promises {expected}: "
                         f"the dataset is damaged; re-create it with `animegan prepare`")
@@ -181,7 +181,3 @@ def _check_target(out: Path) -> None:
     if any(out.iterdir()) and not is_dataset(out):
         raise UserError(f"{out} is a non-empty folder that is not an animegan dataset; "
                         "choose a new or empty output folder with -o")
-
-
-def _short(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

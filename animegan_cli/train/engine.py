@@ -34,6 +34,7 @@ from animegan_cli.models import build
 from animegan_cli.train import distributed as dist
 from animegan_cli.train.augment import AdaptiveAugment, diff_augment, flip
 from animegan_cli.train.checkpointer import Checkpointer
+from animegan_cli.train.collapse import CollapseWatch
 from animegan_cli.train.data import load_data
 from animegan_cli.train.ema import EMA, recalibrate_batchnorm
 from animegan_cli.train.feeder import Feeder
@@ -141,6 +142,7 @@ class Trainer:
             self.evaluator = TrainingEvaluator(self.data, cfg.nz, device, cfg.seed, SWD_SAMPLES,
                                                inception, cfg.eval_samples)
         self.log = MetricsLog(self.run.root, cfg.tensorboard) if info.is_main else None
+        self.collapse = CollapseWatch(self.data.images, cfg.sample_count)
         self.meter = Meter(device, ada=cfg.ada_target > 0)
         self.stop = StopSignals(on_first=self._stopping)
         self.rolled_back = False  # set by a rollback: the loop refetches that epoch's order
@@ -230,7 +232,7 @@ class Trainer:
 
     # ---- the loop -------------------------------------------------------------------------
 
-    def fit(self, on_step: Callable[[], None] | None = None) -> Summary:
+    def fit(self, on_step: Callable[[], object] | None = None) -> Summary:
         """Train to --epochs/--max-steps or a stop signal. `on_step` runs after every step
         (the benchmarks' clock)."""
         cfg, info, state = self.cfg, self.info, self.state
@@ -321,20 +323,23 @@ class Trainer:
         dist.average_buffers(self.info, state.G, state.D)
         g = self._sampling_generator()
         with torch.no_grad():
-            images = g(state.fixed_noise.to(self.device))
+            images = to_uint8(g(state.fixed_noise.to(self.device)))
         eval_due = self.cfg.eval_every and state.pos.epoch % self.cfg.eval_every == 0
         quality = self._evaluate(g) if eval_due and self.info.is_main else None
         state.G.train()
         if not self.info.is_main:
             return
         grid = self.run.epoch_grid(state.pos.epoch)
-        save_image(make_grid(to_uint8(images), nrow=8), grid)
+        save_image(make_grid(images, nrow=8), grid)
+        diversity = self.collapse.ratio(images)
         if self.log:
-            if quality is not None:
-                self.log.write({"step": state.pos.step, "epoch": state.pos.epoch, **quality})
+            self.log.write({"step": state.pos.step, "epoch": state.pos.epoch,
+                            "diversity": round(diversity, 4), **(quality or {})})
             plot_losses(self.log.records(), self.run.loss_plot)
         self.console.log(epoch_line(state.pos.epoch, self.cfg.epochs, self.meter.shown, quality,
-                                    grid))
+                                    diversity, grid))
+        if warning := self.collapse.warning(diversity):
+            self.console.log(warning)
 
     def _evaluate(self, g: nn.Module) -> dict[str, Any]:
         """Quality of the sampling generator; kept as best.safetensors when it improved."""

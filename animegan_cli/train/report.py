@@ -79,9 +79,10 @@ def start_line(config: TrainConfig, run: Path, step: int, limit: int, device: to
 
 
 def epoch_line(epoch: int, epochs: int, shown: dict[str, float],
-               quality: dict[str, Any] | None, grid: object) -> str:
-    """`epoch 3/50  loss_d 1.2 ...  swd 41.20 (best)  57 img/s  -> samples/epoch_0003.png`."""
+               quality: dict[str, Any] | None, diversity: float, grid: object) -> str:
+    """`epoch 3/50  loss_d 1.2 ...  diversity 0.93  swd 41.20 (best)  57 img/s  -> grid`."""
     stats = "  ".join(f"{k} {v:.3f}" for k, v in shown.items() if k != "images_per_s")
+    stats += f"  diversity {diversity:.2f}"
     if quality is not None:
         stats += "".join(f"  {name} {quality[name]:.{metric.decimals}f}"
                          for name, metric in METRICS.items() if name in quality)
