@@ -233,7 +233,7 @@ def train(
     image_size: Annotated[
         ImageSize,
         typer.Option(help="Image side in pixels; when not given, a prepared dataset's own."),
-    ] = TrainConfig.image_size,  # type: ignore[assignment]  # an int field: 64 is a choice
+    ] = TrainConfig.image_size,
     nz: Annotated[int, typer.Option(help="Latent size.")] = TrainConfig.nz,
     ngf: Annotated[
         int | None,
@@ -259,7 +259,9 @@ def train(
     ema: Annotated[
         bool, typer.Option("--ema/--no-ema", help="EMA of G for samples.")
     ] = TrainConfig.ema,
-    ema_beta: Annotated[float, typer.Option(help="EMA decay.")] = TrainConfig.ema_beta,
+    ema_half_life: Annotated[
+        int, typer.Option(help="EMA half-life in images (ramped up over the first 20x).")
+    ] = TrainConfig.ema_half_life,
     augment: Annotated[
         bool, typer.Option("--augment/--no-augment", help="DiffAugment for small datasets.")
     ] = TrainConfig.augment,

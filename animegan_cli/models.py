@@ -6,11 +6,13 @@ Three architectures share one interface:
   (stride 1, then 2) with BatchNorm and ReLU, D is 4x4 stride-2 convolutions with BatchNorm
   (not on the first layer) and LeakyReLU(0.2).
 - ``resize``: dcgan with each stride-2 transposed convolution of G (the last, to RGB, included)
-  replaced by a nearest-neighbour 2x resize and a 3x3 stride-1 convolution; D is dcgan's. A
-  4x4 stride-2 transposed convolution paints its kernel onto overlapping 2x2-strided patches, so
-  alternate pixels get different sums of weights: the checkerboard artifact (Odena, Dumoulin &
-  Olah 2016, "Deconvolution and checkerboard artifacts"). Resize-convolution has no such uneven
-  overlap. Its 3x3 kernels also make G smaller (2.37M parameters at 64 px against dcgan's 3.58M).
+  replaced by a nearest-neighbour 2x resize and a 3x3 stride-1 convolution; D is dcgan's. Why:
+  a stride-2 transposed convolution computes each of the four pixel phases (even/odd row and
+  column) with its own subset of kernel taps, so neighbouring pixels are weighted differently
+  and samples show a checkerboard (Odena, Dumoulin & Olah 2016, "Deconvolution and checkerboard
+  artifacts"); resize-convolution applies the same kernel at every pixel. Its 3x3 kernels make
+  G smaller (2.37M parameters at 64 px, dcgan 3.58M) but about 2.2x the multiply-adds, as they
+  run at the output resolution.
 - ``seed``: the network of the article this project grew from. D is 3x3 stride-2 'same'
   convolutions (32, 64, 128, 256 channels) then a 4x4 'valid' one to a logit; G is a 4x4 'valid'
   transposed convolution to 4x4x512, then 3x3 stride-2 'same' ones, LeakyReLU between.

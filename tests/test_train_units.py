@@ -41,7 +41,7 @@ def tiny_state(config: TrainConfig) -> TrainingState:
     torch.manual_seed(config.seed)
     G, D = build(config.model_config())
     return TrainingState(
-        G=G, D=D, ema=EMA(G, config.ema_beta) if config.ema else None,
+        G=G, D=D, ema=EMA(G, config.ema_half_life) if config.ema else None,
         ada=AdaptiveAugment(config.ada_target, torch.device("cpu")) if config.ada_target
         else None,
         opt_g=torch.optim.Adam(G.parameters(), lr=config.lr_g),
@@ -251,18 +251,31 @@ def test_ada_at_p_zero_is_the_identity_and_at_p_one_changes_every_image() -> Non
 
 
 
-def test_ema_warm_up_forgets_the_initial_weights_early_and_averages_late() -> None:
+def test_ema_half_life_means_the_same_images_at_any_batch_size() -> None:
+    ema = EMA(nn.Linear(1, 1), half_life=5000)
+    late = 10**6  # past the ramp-up
+    # After 5000 images the old average keeps half its weight, whatever the batch size.
+    for batch in (8, 64, 500):
+        steps = 5000 // batch
+        assert ema.beta(late, batch) ** steps == pytest.approx(0.5 ** (steps * batch / 5000))
+    assert ema.beta(late, 8) ** 625 == pytest.approx(0.5)
+    assert ema.beta(late, 64) ** (5000 / 64) == pytest.approx(0.5)
+
+
+def test_ema_ramp_up_forgets_the_initial_weights_early() -> None:
     model = nn.Linear(1, 1, bias=False)
     nn.init.zeros_(model.weight)
-    ema = EMA(model, beta=0.999)
+    ema = EMA(model, half_life=5000)
     with torch.no_grad():
         model.weight.fill_(1.0)
-    ema.update(model, step=0)  # beta min(0.999, 1/10): 90% of the new weights
-    assert ema.model.weight.item() == pytest.approx(0.9)
+    ema.update(model, images_seen=0, batch_images=8)  # nothing seen: the average is the model
+    assert ema.model.weight.item() == 1.0
+    # After 1600 images the half-life is 5% of them, 80 images: a step of 8 keeps 0.5**0.1.
+    assert ema.beta(1600, 8) == pytest.approx(0.5 ** 0.1)
     with torch.no_grad():
         ema.model.weight.zero_()
-    ema.update(model, step=100_000)  # warm-up over: the configured 0.999
-    assert ema.model.weight.item() == pytest.approx(0.001)
+    ema.update(model, images_seen=10**6, batch_images=8)
+    assert ema.model.weight.item() == pytest.approx(1 - 0.5 ** (8 / 5000))
 
 
 def test_feeder_shards_are_disjoint_cover_the_epoch_and_change_each_epoch() -> None:

