@@ -22,6 +22,7 @@ from animegan_cli.errors import UserError
 from animegan_cli.images import make_grid, save_image
 from animegan_cli.metrics import METRICS, Metric, MetricInputs, inception, precision_recall
 from animegan_cli.sample import generate, latents, load_generator
+from animegan_cli.train.config import TrainConfig
 
 DEFAULT_SAMPLES = 10_000
 # Below this many samples FID's covariance is rank-deficient (2048-d features) and FID is
@@ -118,6 +119,34 @@ def evaluate(ckpt_path: str | os.PathLike[str], data_path: str | os.PathLike[str
         result["nearest"] = None
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
+
+
+# Images per SWD evaluation during training: seconds on a CPU.
+TRAINING_SWD_SAMPLES = 256
+
+
+def training_evaluator(config: TrainConfig, data: inception.RealImages, device: torch.device,
+                       is_main: bool) -> TrainingEvaluator | None:
+    """What `--eval-every` evaluates, or None (off, or another rank than the first).
+
+    The Inception metrics are computed on a GPU whenever the network is installed; on a CPU
+    (about 8 images/s) only when asked for, by --eval-metric or --inception-weights. Every
+    rank checks a required network, so all of them stop together when it is missing: call
+    this before anything is written.
+    """
+    if not config.eval_every:
+        return None
+    required = METRICS[config.eval_metric].needs_inception or config.inception_weights is not None
+    extractor = None
+    if required or (is_main and device.type != "cpu"):
+        extractor, why = inception.find_inception(config.inception_weights, device)
+        if extractor is None and required:
+            raise UserError(f"--eval-metric {config.eval_metric} needs the Inception network "
+                            f"({why}); or use --eval-metric swd")
+    if not is_main:
+        return None
+    return TrainingEvaluator(data, config.nz, device, config.seed, TRAINING_SWD_SAMPLES,
+                             extractor, config.eval_samples)
 
 
 class TrainingEvaluator:

@@ -32,6 +32,9 @@ def find_frames(source: Path) -> list[tuple[int, Path]]:
         folder, frames = run.samples, run.epoch_grids()
     elif source.is_dir():
         folder, frames = source, _numbered_images(source)
+    elif source.suffix == ".safetensors":
+        raise UserError(f"{source} is a checkpoint: add --interpolate to walk through its latent "
+                        "space, or pass its run folder to animate the training progress")
     else:
         raise UserError(f"{source} is not a folder; pass a run folder or a folder of frames")
     if not frames:
@@ -84,8 +87,7 @@ def write_animation(frames: list[np.ndarray], out: Path, fps: float, loop: int,
     The last frame is shown hold_last frame-times longer: as one longer GIF frame (GIF writers
     merge identical consecutive frames anyway), as repeated frames in a video.
     """
-    suffix = out.suffix.lower()
-    if suffix == ".mp4":
+    if _animation_suffix(out) == ".mp4":
         try:
             import imageio.v3 as iio
             import imageio_ffmpeg  # noqa: F401  (present only with the 'video' extra)
@@ -97,8 +99,6 @@ def write_animation(frames: list[np.ndarray], out: Path, fps: float, loop: int,
         with atomic_path(out) as tmp:
             iio.imwrite(tmp, np.stack(even), extension=".mp4", fps=fps, codec="libx264")
         return
-    if suffix != ".gif":
-        raise UserError(f"cannot write {out.name}: the output must end in .gif or .mp4")
     import imageio.v3 as iio
 
     durations = [1000 / fps] * len(frames)
@@ -120,6 +120,7 @@ def make_gif(source: Path, *, out: Path | None = None, fps: float = 2.0, loop: i
         raise UserError("--loop and --hold-last must be 0 or more")
     frames = thin(find_frames(source), max_frames)  # so `source` is a folder from here on
     out = out or RunDir(source).animation
+    _animation_suffix(out)  # refused before any frame is read
     images: list[np.ndarray] = []
     first_size: tuple[int, int] | None = None
     for number, path in frames:
@@ -142,6 +143,7 @@ def write_walk(gen: LoadedGenerator, *, walks: list[list[int]], steps: int, nrow
     from animegan_cli.sample import walk_frames
 
     _check_fps(fps)
+    _animation_suffix(out)  # refused before any frame is rendered
     frames = walk_frames(gen, walks, steps, nrow)
     if size:
         frames = [np.asarray(_fit(Image.fromarray(f), size)) for f in frames]
@@ -168,6 +170,14 @@ def _read_frame(path: Path) -> Image.Image:
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise UserError(f"cannot read frame {path} ({first_line(exc)}); remove it or re-run "
                         "training") from None
+
+
+def _animation_suffix(out: Path) -> str:
+    """".gif" or ".mp4", what `out` is written as; any other ending is refused."""
+    suffix = out.suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise UserError(f"cannot write {out.name}: the output must end in .gif or .mp4")
+    return suffix
 
 
 def _check_fps(fps: float) -> None:

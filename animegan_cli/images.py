@@ -13,11 +13,14 @@ import numpy as np
 from PIL import Image
 
 from animegan_cli.atomic import atomic_path
+from animegan_cli.errors import UserError
 
 # The file formats `sample --out-dir` writes, as a Literal so the CLI lists them; FORMATS gives
 # each one's Pillow name, in the same order.
 ImageFormat = Literal["png", "jpg", "webp"]
 FORMATS: dict[str, str] = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
+# The file name endings an image written by name (`sample -o`) may have, and their formats.
+SUFFIXES: dict[str, str] = {**{f".{name}": fmt for name, fmt in FORMATS.items()}, ".jpeg": "JPEG"}
 
 
 def make_grid(images: np.ndarray, nrow: int = 8, padding: int = 2, fill: int = 0) -> np.ndarray:
@@ -34,11 +37,20 @@ def make_grid(images: np.ndarray, nrow: int = 8, padding: int = 2, fill: int = 0
     return grid
 
 
+def format_for(path: str | os.PathLike[str]) -> str:
+    """The Pillow format `path`'s ending asks for; any other ending is refused, so a file is
+    never written in a format its name does not say."""
+    suffix = os.path.splitext(str(path))[1].lower()
+    if suffix not in SUFFIXES:
+        raise UserError(f"cannot write {os.path.basename(path)}: an image file must end in one "
+                        f"of {', '.join(SUFFIXES)}")
+    return SUFFIXES[suffix]
+
+
 def save_image(array: np.ndarray, path: str | os.PathLike[str], fmt: str | None = None) -> None:
     """Save an HxWx3 uint8 array atomically; the format follows the suffix unless given."""
+    fmt = fmt or format_for(path)
     image = Image.fromarray(array, "RGB")
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
     with atomic_path(path) as tmp:
-        fmt = fmt or Image.registered_extensions().get(os.path.splitext(str(path))[1].lower(),
-                                                       "PNG")
-        options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
         image.save(tmp, format=fmt, **options)

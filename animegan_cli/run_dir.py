@@ -109,6 +109,21 @@ class RunDir:
             raise UserError(f"cannot write to --out {self.root} ({exc.strerror}); choose a "
                             "writable folder") from None
 
+    @staticmethod
+    def checkpoint_for(path: Path, *, need_full: bool) -> Path:
+        """The checkpoint a command reads when handed `path`: a file as it is; for a run folder,
+        its full checkpoint (last) when the command needs the discriminator or the training
+        state (`need_full`), else the sampling generator, what `sample` and `eval` score."""
+        if not path.is_dir():
+            return path  # a checkpoint file: opening it explains a missing or unusable one
+        run = RunDir(path)
+        ckpt = run.last if need_full else run.generator
+        if not ckpt.is_file():
+            raise UserError(f"{path} holds no checkpoint ({ckpt.relative_to(path)}); train into "
+                            f"it first with `animegan train DATA --out {path}`, or pass a "
+                            ".safetensors file")
+        return ckpt
+
     def is_run(self) -> bool:
         """Whether `root` looks like a run folder (it has a checkpoint or epoch grids)."""
         return self.last.exists() or self.generator.exists() or self.samples.is_dir()

@@ -19,7 +19,7 @@ import torch
 from animegan_cli import checkpoint
 from animegan_cli.device import select_device, to_uint8
 from animegan_cli.errors import UserError
-from animegan_cli.images import FORMATS, make_grid, save_image
+from animegan_cli.images import FORMATS, format_for, make_grid, save_image
 from animegan_cli.model_config import ModelConfig
 
 MAX_GRID_IMAGES = 4096  # a bigger grid is tens of thousands of pixels wide: use --out-dir
@@ -119,11 +119,15 @@ def sample_to_files(gen: LoadedGenerator, *, seeds: list[int], out: Path | None,
                     batch_size: int) -> list[Path]:
     """Write a grid to `out` and/or one file per image into `out_dir`; return what was written.
 
-    nrow 0 makes the grid square; fmt (a key of images.FORMATS) is the per-image file type.
+    `out` takes its format from its ending, and holds the image itself when there is only one
+    (a grid of one would add a border). nrow 0 makes the grid square; fmt (a key of
+    images.FORMATS) is the per-image file type.
     """
     # The CLI's choice list already refused other formats; Python callers have no such guard.
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is not one of: {', '.join(FORMATS)}")
+    if out is not None:
+        format_for(out)  # refused before any image is generated
     if truncation is not None and truncation <= 0:
         raise UserError("--truncation must be positive (e.g. 0.7); omit it for no truncation")
     if out is not None and len(seeds) > MAX_GRID_IMAGES:
@@ -143,8 +147,9 @@ def sample_to_files(gen: LoadedGenerator, *, seeds: list[int], out: Path | None,
             grid_parts.append(images)
         done += len(images)
     if out is not None:
-        save_image(make_grid(np.concatenate(grid_parts), nrow=nrow or math.isqrt(len(seeds))),
-                   out)
+        images = np.concatenate(grid_parts)
+        save_image(images[0] if len(images) == 1 else
+                   make_grid(images, nrow=nrow or math.isqrt(len(images))), out)
         written.append(out)
     return written
 

@@ -28,8 +28,8 @@ from torch import nn
 from animegan_cli.atomic import write_bytes
 from animegan_cli.device import autocast_dtype, resolve_precision, select_device, to_uint8
 from animegan_cli.errors import Interrupted, UserError
+from animegan_cli.evaluate import training_evaluator
 from animegan_cli.images import make_grid, save_image
-from animegan_cli.metrics import METRICS
 from animegan_cli.models import build
 from animegan_cli.train import distributed as dist
 from animegan_cli.train.augment import AdaptiveAugment, diff_augment, flip
@@ -46,7 +46,6 @@ from animegan_cli.train.signals import StopSignals
 from animegan_cli.train.state import Position, TrainingState
 
 RECALIBRATION_SEED = 12345
-SWD_SAMPLES = 256  # images per SWD evaluation during training: seconds on a CPU
 
 
 @dataclass(frozen=True)
@@ -94,7 +93,7 @@ class Trainer:
         self.console = console()
         self.data = load_data(plan.request.data, plan.request.demo, cfg.image_size, info)
         check_dataset(plan, self.data.fingerprint)
-        inception = self._find_inception()
+        self.evaluator = training_evaluator(cfg, self.data, device, info.is_main)
         self._create_run_dir()  # only now: a refused run leaves nothing behind
 
         torch.manual_seed(cfg.seed)
@@ -136,12 +135,6 @@ class Trainer:
         if plan.resume_from is not None:
             self.checkpointer.restore(plan.resume_from, self.state, typed_learning_rates(plan))
         self.resumed_from = self.state.pos.step
-        self.evaluator = None
-        if cfg.eval_every and info.is_main:
-            from animegan_cli.evaluate import TrainingEvaluator
-
-            self.evaluator = TrainingEvaluator(self.data, cfg.nz, device, cfg.seed, SWD_SAMPLES,
-                                               inception, cfg.eval_samples)
         self.log = MetricsLog(self.run.root, cfg.tensorboard) if info.is_main else None
         self.collapse = CollapseWatch(self.data.images, cfg.sample_count)
         self.meter = Meter(device, ada=cfg.ada_target > 0)
@@ -150,26 +143,6 @@ class Trainer:
         self.recalibrated_at = -1  # step at which the EMA generator's BatchNorm was re-estimated
         if info.is_main:
             self._write_config()
-
-    def _find_inception(self) -> Any:
-        """The Inception extractor for FID/KID during training, or None.
-
-        On a GPU it is used whenever it is installed; on a CPU (about 8 images/s) only when
-        asked for, by an Inception metric in --eval-metric or by --inception-weights. Every
-        rank checks a required network, so all of them stop together when it is missing.
-        """
-        cfg = self.cfg
-        required = METRICS[cfg.eval_metric].needs_inception or cfg.inception_weights is not None
-        wanted = required or (self.info.is_main and self.device.type != "cpu")
-        if not cfg.eval_every or not wanted:
-            return None
-        from animegan_cli.metrics.inception import find_inception
-
-        extractor, why = find_inception(cfg.inception_weights, self.device)
-        if extractor is None and required:
-            raise UserError(f"--eval-metric {cfg.eval_metric} needs the Inception network "
-                            f"({why}); or use --eval-metric swd")
-        return extractor if self.info.is_main else None
 
     def _create_run_dir(self) -> None:
         if self.info.is_main:
