@@ -15,19 +15,23 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperOption
 
 from animegan_cli import __version__
 from animegan_cli.data.decode import Crop, Filter
 from animegan_cli.device import Device, Precision
 from animegan_cli.errors import Interrupted, UserError, one_line
-from animegan_cli.images import ImageFormat
+from animegan_cli.images import SUFFIXES, ImageFormat
 from animegan_cli.metrics import EvalMetric
 from animegan_cli.model_config import DEFAULT_WIDTHS, Arch, ImageSize
 from animegan_cli.run_dir import RunDir
 from animegan_cli.train.config import Loss, OnNan, Recipe, TrainConfig
+
+if TYPE_CHECKING:
+    from animegan_cli.train.engine import Summary
 
 # click's UsageError, whether typer vendors click (>= 0.20) or depends on it: BadParameter's base.
 _USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
@@ -37,11 +41,23 @@ _TRAIN_FIELDS = frozenset(f.name for f in fields(TrainConfig))
 app = typer.Typer(
     name="animegan",
     help="Train DCGANs that draw anime-style faces: prepare a dataset, train, sample, animate.",
-    no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+_option_type = TyperOption.display_type_rich
+
+
+def _no_type_for_flags(self: TyperOption, ctx: typer.Context) -> str | None:
+    # A flag takes no value, so its help row names no type. typer's plain help leaves it out
+    # (TyperOption.get_help_record), but its rich panel shows `<bool>` beside every flag,
+    # --help and --install-completion included, as if `--ema true` were the way to use one.
+    return None if self.is_flag else _option_type(self, ctx)
+
+
+TyperOption.display_type_rich = _no_type_for_flags  # type: ignore[method-assign]
 
 
 def _version(value: bool) -> None:
@@ -50,8 +66,9 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
@@ -63,6 +80,11 @@ def _root(
 
     Quick start: animegan train --demo 2000 --epochs 10
     """
+    # Bare `animegan` asks what there is: the help, as --help prints it, and success. (typer's
+    # no_args_is_help prints it too, but then fails with an empty usage error.)
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
 
 
 def _typed(ctx: typer.Context) -> dict[str, Any]:
@@ -91,7 +113,8 @@ def prepare(
     src: Annotated[
         Path | None, typer.Argument(help="Folder of images (searched recursively).")
     ] = None,
-    size: Annotated[int, typer.Option(help="Output side in pixels (32-512).")] = 64,
+    # The sizes `train` takes: a dataset at any other size could not be trained on.
+    size: Annotated[ImageSize, typer.Option(help="Output side in pixels.")] = 64,
     crop: Annotated[
         Crop,
         typer.Option(help="How a non-square image becomes square: cut the middle, pad, stretch."),
@@ -126,6 +149,8 @@ def prepare(
     from rich.console import Console
 
     console = Console(stderr=True)
+    if demo < 0:
+        raise UserError("--demo must be a positive number of images")
     if demo:
         from animegan_cli.data.demo import export_demo
 
@@ -138,8 +163,6 @@ def prepare(
     from animegan_cli.data.prepare import PrepareOptions
     from animegan_cli.data.prepare import prepare as run_prepare
 
-    if not 32 <= size <= 512:
-        raise UserError(f"--size {size} is out of range; use 32 to 512")
     if workers < 0 or (limit is not None and limit < 1) or (min_size is not None and min_size < 1):
         raise UserError("--workers must be 0 or more; --limit and --min-size at least 1")
     try:
@@ -361,29 +384,49 @@ def train(
     summary = run_train(data=data, demo=demo, out=out, options=explicit, resume=resume, force=force)
     if summary.is_main and summary.resumed_from and summary.steps == summary.resumed_from:
         typer.echo(
-            f"{summary.run_dir} has already trained {summary.steps} steps ({summary.epochs} "
-            "epochs), as far as its --epochs/--max-steps go: nothing to do. Raise --epochs or "
-            "--max-steps to train on."
+            f"{summary.run_dir} has already trained {_progress(summary)}, as far as its "
+            "--epochs/--max-steps go: nothing to do. Raise --epochs or --max-steps to train on."
         )
     elif summary.is_main:
         typer.echo(
-            f"trained {summary.epochs} epochs ({summary.steps} steps) in "
+            f"trained {_progress(summary)} in "
             f"{summary.seconds:.0f}s, {summary.images_per_second:.1f} images/s; "
             f"checkpoint {summary.last_checkpoint}; samples in "
             f"{RunDir(summary.run_dir).samples}"
         )
 
 
+def _progress(summary: Summary) -> str:
+    """How far a run has trained: "2 steps (0.5 epochs)", the last epoch possibly partial."""
+    per_epoch = summary.steps_per_epoch
+    into_epoch = summary.steps - summary.epochs * per_epoch
+    # Steps past the last whole epoch; out of range only when a resume changed the batch size,
+    # and so the steps an epoch takes: then only the whole epochs are known.
+    epochs = (
+        f"{summary.epochs + into_epoch / per_epoch:.2f}".rstrip("0").rstrip(".")
+        if 0 <= into_epoch < per_epoch
+        else f"{summary.epochs}+"
+    )
+    return f"{summary.steps} step{'s' * (summary.steps != 1)} ({epochs} epochs)"
+
+
 @app.command()
 def sample(
     ckpt: Annotated[
-        Path, typer.Argument(help="A checkpoint (.safetensors) from `animegan train`.")
+        Path,
+        typer.Argument(
+            help="A run folder (its generator.safetensors; checkpoints/last.safetensors with "
+            "--rank-by-d) or a checkpoint (.safetensors) from `animegan train`."
+        ),
     ],
     n: Annotated[int, typer.Option("-n", help="Number of images.")] = 64,
     out: Annotated[
         Path | None,
         typer.Option(
-            "-o", "--out", help="Grid image to write; unset: grid.png, unless --out-dir is given."
+            "-o",
+            "--out",
+            help=f"Image to write ({', '.join(SUFFIXES)}): a grid, or the image itself for one "
+            "seed; unset: grid.png, unless --out-dir is given.",
         ),
     ] = None,
     out_dir: Annotated[Path | None, typer.Option(help="Write one image per file here.")] = None,
@@ -398,20 +441,23 @@ def sample(
     format: Annotated[ImageFormat, typer.Option(help="File type of the --out-dir images.")] = "png",
     rank_by_d: Annotated[
         int | None,
-        typer.Option(help="Keep the K images the discriminator rates highest (full checkpoints)."),
+        typer.Option(
+            help="Keep the K images the discriminator rates highest (a run folder or its full "
+            "checkpoint)."
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Images generated at once.")] = 256,
     device: Annotated[
         Device, typer.Option(help="Where to run; auto: CUDA, else MPS, else the CPU.")
     ] = "auto",
 ) -> None:
-    """Generate images from a checkpoint: a grid, or one file per image.
+    """Generate images from a run or a checkpoint: a grid, or one file per image.
 
     Examples:
-      animegan sample runs/x/generator.safetensors -n 64 -o grid.png --seed 1
-      animegan sample runs/x/checkpoints/last.safetensors -n 10000 --out-dir fakes/
-      animegan sample runs/x/checkpoints/last.safetensors -n 256 --rank-by-d 16 -o best.png
-      animegan sample runs/x/generator.safetensors --seeds 17 -o face17.png
+      animegan sample runs/x -n 64 -o grid.png --seed 1
+      animegan sample runs/x/generator.safetensors -n 10000 --out-dir fakes/
+      animegan sample runs/x -n 256 --rank-by-d 16 -o best.png
+      animegan sample runs/x --seeds 17 -o face17.png
     """
     from animegan_cli.sample import (
         load_generator,
@@ -425,7 +471,7 @@ def sample(
     seed_list = parse_seeds(seeds) if seeds else list(range(seed, seed + n))
     if out is None and out_dir is None:
         out = Path("grid.png")
-    gen = load_generator(ckpt, device=device)
+    gen = load_generator(RunDir.checkpoint_for(ckpt, need_full=rank_by_d is not None), device)
     if rank_by_d is not None:
         seed_list = rank_by_discriminator(
             gen, seeds=seed_list, keep=rank_by_d, truncation=truncation, batch_size=batch_size
@@ -451,8 +497,8 @@ def gif(
     source: Annotated[
         Path,
         typer.Argument(
-            help="A run folder (uses samples/), a folder of frames, "
-            "or a checkpoint with --interpolate."
+            help="A run folder (uses samples/, or its generator with --interpolate), a folder "
+            "of frames, or a checkpoint with --interpolate."
         ),
     ],
     out: Annotated[
@@ -476,14 +522,18 @@ def gif(
     hold_last: Annotated[int, typer.Option(help="Repeat the last frame N more times.")] = 0,
     interpolate: Annotated[
         bool,
-        typer.Option("--interpolate", help="Render a looping latent walk from a checkpoint."),
+        typer.Option(
+            "--interpolate", help="Render a looping latent walk from a checkpoint or a run."
+        ),
     ] = False,
     seeds: Annotated[
         str | None, typer.Option(help="Walk keyframe seeds, e.g. 0-3 or 5,9,2.")
     ] = None,
     keys: Annotated[int, typer.Option(help="Keyframes per walk when --seeds is not given.")] = 4,
     seed: Annotated[int, typer.Option(help="First keyframe seed when --seeds is not given.")] = 0,
-    walks: Annotated[int, typer.Option(help="Independent walks shown side by side.")] = 1,
+    walks: Annotated[
+        int, typer.Option(help="Independent walks shown side by side (without --seeds).")
+    ] = 1,
     steps: Annotated[int, typer.Option(help="Frames between two keyframes.")] = 24,
     nrow: Annotated[int, typer.Option(help="Walks per row (0: square).")] = 0,
     device: Annotated[
@@ -503,12 +553,15 @@ def gif(
 
         if walks < 1 or keys < 2 or seed < 0:
             raise UserError("--walks must be at least 1, --keys at least 2, --seed 0 or more")
+        if seeds and walks != 1:
+            raise UserError(f"--seeds gives the keyframes of one walk, not {walks}: drop --walks, "
+                            "or drop --seeds for --walks walks of --keys seeds each")
         plan = (
             [parse_seeds(seeds)]
             if seeds
             else [list(range(seed + w * keys, seed + (w + 1) * keys)) for w in range(walks)]
         )
-        gen = load_generator(source, device=device)
+        gen = load_generator(RunDir.checkpoint_for(source, need_full=False), device)
         target = out or Path("walk.gif")
         frames = write_walk(
             gen,
@@ -537,19 +590,25 @@ def gif(
 
 @app.command()
 def info(
-    ckpt: Annotated[Path, typer.Argument(help="A checkpoint (.safetensors).")],
+    ckpt: Annotated[
+        Path,
+        typer.Argument(
+            help="A run folder (its checkpoints/last.safetensors) or a checkpoint (.safetensors)."
+        ),
+    ],
     json_out: Annotated[
         bool, typer.Option("--json", help="Print JSON instead of a table.")
     ] = False,
 ) -> None:
     """Show what a checkpoint holds: architecture, size, training progress, provenance.
 
-    Example: animegan info runs/faces/checkpoints/last.safetensors
+    Example: animegan info runs/faces
     """
     import json
 
     from animegan_cli.info import describe
 
+    ckpt = RunDir.checkpoint_for(ckpt, need_full=True)
     details = describe(ckpt)
     if json_out:
         typer.echo(json.dumps(details, indent=2))
@@ -570,7 +629,11 @@ def info(
 @app.command("eval")
 def eval_(
     ckpt: Annotated[
-        Path, typer.Argument(help="A checkpoint (.safetensors) from `animegan train`.")
+        Path,
+        typer.Argument(
+            help="A run folder (its generator.safetensors) or a checkpoint (.safetensors) from "
+            "`animegan train`."
+        ),
     ],
     data: Annotated[
         Path,
@@ -620,12 +683,12 @@ def eval_(
         ),
     ] = 0,
 ) -> None:
-    """Score a checkpoint against its training data: SWD, FID and KID, memorisation.
+    """Score a run or a checkpoint against its training data: SWD, FID and KID, memorisation.
 
     Examples:
-      animegan eval runs/x/generator.safetensors data/faces64
-      animegan eval runs/x/generator.safetensors data/faces64 -n 2048 --no-fid --json
-      animegan eval runs/x/generator.safetensors data/faces64 --nearest 64
+      animegan eval runs/x data/faces64
+      animegan eval runs/x/checkpoints/best.safetensors data/faces64 -n 2048 --no-fid --json
+      animegan eval runs/x data/faces64 --nearest 64
     """
     import json
 
@@ -637,7 +700,7 @@ def eval_(
         nearest_out = Path("nearest.png")
     progress = Console(stderr=True, log_path=False)
     result = evaluate(
-        ckpt,
+        RunDir.checkpoint_for(ckpt, need_full=False),
         data,
         n=n,
         batch_size=batch_size,
@@ -682,7 +745,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Interrupted as exc:
-        _fail(str(exc), exc.code)
+        # A stop the user asked for, not a mistake: the line says what was saved and how to
+        # resume, and the exit code says which signal.
+        _exit(str(exc), exc.code)
     if code == 130:
         _fail("interrupted; nothing was left half-written", 130)
     if isinstance(code, int) and code:
@@ -690,6 +755,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fail(message: str, code: int) -> None:
+    _exit(f"error: {message}", code)
+
+
+def _exit(line: str, code: int) -> None:
     # Messages may quote hostile input: one printable line, of bounded length, whatever it held.
-    print(f"animegan: error: {one_line(message, 2000)}", file=sys.stderr)
+    print(f"animegan: {one_line(line, 2000)}", file=sys.stderr)
     sys.exit(code)

@@ -160,7 +160,7 @@ def rank_by_discriminator(gen: LoadedGenerator, *, seeds: list[int], keep: int,
     d = checkpoint.load_discriminator_module(gen.ckpt, gen.device)
     if d is None:
         raise UserError(f"{gen.ckpt.path} has no discriminator; --rank-by-d needs the full "
-                        "checkpoint (RUN_DIR/checkpoints/last.safetensors)")
+                        "checkpoint: pass the run folder, or RUN/checkpoints/last.safetensors")
     if not 1 <= keep <= len(seeds):
         raise UserError(f"--rank-by-d {keep} must be between 1 and the number of images "
                         f"generated ({len(seeds)}); raise -n to choose from more")

@@ -254,12 +254,12 @@ def dataset_size(data: Path) -> int:
 
 # ---- runs ----------------------------------------------------------------------------------
 
-def batch_size_of(recipe: list[str]) -> int:
-    if "--batch-size" in recipe:
-        return int(recipe[recipe.index("--batch-size") + 1])
-    from animegan_cli.train.config import TrainConfig
+def batch_size_of(run: Path) -> int:
+    """The batch size the run trained with, as its config.json records it (a recipe may set
+    it through a preset such as --recipe canonical)."""
+    from animegan_cli.run_dir import RunDir
 
-    return TrainConfig().batch_size
+    return int(json.loads(RunDir(run).config.read_text())["config"]["batch_size"])
 
 
 def run_key(recipe: list[str]) -> str:
@@ -427,7 +427,7 @@ class Bench:
             if fresh_scores or not grid.is_file():
                 animegan("sample", str(ckpt), "-n", "64", "--seed", "0", "-o", str(grid),
                          log=log, threads=self.threads)
-        batch = batch_size_of(RECIPES[cell.recipe])
+        batch = batch_size_of(run)
         images = (state["step"] or 0) * batch
         out = {**cell.__dict__, "options": RECIPES[cell.recipe], "batch_size": batch,
                "budget_s": state["budget_s"], "cpu_s": state["cpu_s"], "wall_s": state["wall_s"],

@@ -10,7 +10,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from conftest import TINY, assert_user_error, run_cli
+from conftest import TINY, assert_user_error, run_cli, write_faces
 
 from animegan_cli import __version__
 from animegan_cli.errors import first_line, one_line
@@ -70,7 +70,7 @@ def test_help_lists_the_choices_and_the_real_defaults() -> None:
     expected = {
         "train": [listed(t) for t in (Loss, Arch, ImageSize, Device, Precision, OnNan,
                                       EvalMetric, Recipe)] + ["hinge|bce|lsgan"],
-        "prepare": [listed(Crop), listed(Filter), "center|pad|stretch"],
+        "prepare": [listed(Crop), listed(Filter), listed(ImageSize), "center|pad|stretch"],
         "sample": [listed(ImageFormat), listed(Device), "png|jpg|webp"],
         "gif": [listed(Device)],
         "eval": [listed(Device)],
@@ -86,6 +86,44 @@ def test_help_lists_the_choices_and_the_real_defaults() -> None:
         line = next(line for line in train.splitlines()
                     if line.lstrip("│ ").startswith(f"{option} "))
         assert f"[default: {default}]" in line, line
+
+
+def test_bare_animegan_shows_the_help_and_succeeds() -> None:
+    result = run_cli()
+    assert result.code == 0, result
+    assert "Usage: animegan" in result.stdout and "train" in result.stdout
+    assert result.stderr == ""
+
+
+COMMANDS = ("prepare", "train", "sample", "gif", "info", "eval")
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_shows_each_help_text_in_full_and_a_type_for_values_only(
+    command: str | None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Help text goes through rich markup, which swallows `[words]`; and a flag takes no value,
+    so its row names no type (no `<bool>`, as if `--ema true` were how to use it)."""
+    import typer
+
+    from animegan_cli.cli import app, main
+
+    monkeypatch.setenv("COLUMNS", "1000")  # one row per option: nothing wrapped
+    main([command, "--help"] if command else ["--help"])
+    text = capsys.readouterr().out
+    assert "<bool>" not in text
+    group = typer.main.get_command(app)
+    params = (group.commands[command] if command else group).params  # type: ignore[attr-defined]
+    flat = " ".join(text.split())
+    for param in params:
+        if param.help:  # as written; `\[` is how a bracket is written for rich
+            assert " ".join(param.help.replace("\\[", "[").split()) in flat, param.name
+        if param.param_type_name != "option":
+            continue
+        first = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+        row = next(line for line in text.splitlines()
+                   if line.lstrip("│ *").startswith(f"{first} "))
+        assert ((param.metavar or "<") in row) != param.is_flag, row
 
 
 def test_train_has_an_option_for_every_setting() -> None:
@@ -149,6 +187,57 @@ def test_typed_options_reach_the_engine_even_at_their_default(
     assert f"samples in {RunDir(tmp_path / 'run').samples}" in capsys.readouterr().out
 
 
+def _fake_engine(monkeypatch: pytest.MonkeyPatch, run: Path, **outcome: object) -> None:
+    """`train` with an engine that returns a Summary of `outcome`, or raises outcome["raise"]."""
+    from animegan_cli.train import engine
+
+    def fake_train(**_kwargs: object) -> engine.Summary:
+        if "raise" in outcome:
+            raise outcome["raise"]  # type: ignore[misc]
+        fields = {"epochs": 0, "steps": 2, "steps_per_epoch": 4, "resumed_from": 0, **outcome}
+        return engine.Summary(run_dir=run, seconds=1.0, images_per_second=32.0,
+                              last_checkpoint=RunDir(run).last, **fields)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "train", fake_train)
+
+
+@pytest.mark.parametrize("outcome, says", [
+    ({"epochs": 0, "steps": 2}, "trained 2 steps (0.5 epochs) in"),
+    ({"epochs": 3, "steps": 12}, "trained 12 steps (3 epochs) in"),
+    ({"epochs": 2, "steps": 11}, "trained 11 steps (2.75 epochs) in"),
+    ({"epochs": 0, "steps": 1}, "trained 1 step (0.25 epochs) in"),
+    # Resumed with a smaller batch size: the steps of earlier epochs were fewer.
+    ({"epochs": 2, "steps": 5}, "trained 5 steps (2+ epochs) in"),
+    ({"epochs": 1, "steps": 6, "resumed_from": 6}, "has already trained 6 steps (1.5 epochs)"),
+])
+def test_train_reports_steps_and_the_epochs_they_make(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    outcome: dict[str, int], says: str
+) -> None:
+    from animegan_cli.cli import main
+
+    _fake_engine(monkeypatch, tmp_path / "run", **outcome)
+    main(["train", "--demo", "16", "--max-steps", "2", "--out", str(tmp_path / "run")])
+    assert says in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("signal_name, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_requested_stop_is_not_reported_as_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    signal_name: str, code: int
+) -> None:
+    from animegan_cli.cli import main
+    from animegan_cli.errors import Interrupted
+
+    stop = (f"stopped by {signal_name} at step 3; checkpoint saved. Resume with: animegan train "
+            f"--demo 16 --out {tmp_path / 'run'}")
+    _fake_engine(monkeypatch, tmp_path / "run", **{"raise": Interrupted(code, stop)})
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--demo", "16", "--out", str(tmp_path / "run")])
+    assert exit_.value.code == code
+    assert capsys.readouterr().err == f"animegan: {stop}\n"
+
+
 def test_resume_with_an_option_typed_at_its_default(tmp_path: Path) -> None:
     run = tmp_path / "run"
     first = run_cli("train", "--demo", "32", "--epochs", "1", *TINY, "--out", run)
@@ -203,6 +292,22 @@ def test_unknown_option_values(tmp_path: Path) -> None:
                       "--size")
     assert_user_error(run_cli("train", "--demo", "16", "--no-such-option"), "--help")
     assert_user_error(run_cli("train", "--demo", "16", "--epochs", "many"), "--epochs")
+
+
+def test_prepare_and_train_take_the_same_sizes(tmp_path: Path) -> None:
+    """prepare offers only the sizes train takes, and a size message names only those."""
+    from animegan_cli.data.decode import DecodeOptions
+    from animegan_cli.data.prepare import PrepareOptions, prepare
+
+    write_faces(tmp_path / "src", 4)
+    assert_user_error(run_cli("prepare", tmp_path / "src", "-o", tmp_path / "ds", "--size", "48"),
+                      "--size", "'32', '64', '128'")
+    assert not (tmp_path / "ds").exists()
+    # A dataset an older version prepared at 48 px: re-preparing is the only way on.
+    prepare(tmp_path / "src", tmp_path / "ds48", PrepareOptions(DecodeOptions(size=48)))
+    result = run_cli("train", tmp_path / "ds48", *TINY, "--out", tmp_path / "run")
+    assert_user_error(result, "holds 48 px images", "prepare again with --size 32")
+    assert "--image-size 48" not in result.stderr
 
 
 def test_bad_numbers(tmp_path: Path) -> None:

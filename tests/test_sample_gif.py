@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import get_args
@@ -9,7 +10,7 @@ from typing import get_args
 import numpy as np
 import pytest
 import torch
-from conftest import assert_user_error, run_cli
+from conftest import assert_user_error, run_cli, write_faces
 from PIL import Image
 
 from animegan_cli import load_generator
@@ -145,3 +146,61 @@ def test_gif_errors(tiny_run: Path, tmp_path: Path, args: list[str], fragment: s
 
 def test_gif_without_frames(tmp_path: Path) -> None:
     assert_user_error(run_cli("gif", tmp_path), "no frames")
+
+
+def test_a_run_folder_stands_for_its_checkpoints(tiny_run: Path, tmp_path: Path) -> None:
+    """sample, info and eval take a run folder as gif does: its generator to sample from, its
+    full checkpoint where the discriminator or the training state is needed."""
+    run = RunDir(tiny_run)
+    for source, name in ((run.root, "run.png"), (run.generator, "file.png")):
+        assert run_cli("sample", source, "-n", "4", "-o", tmp_path / name).code == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "run.png")),
+                          np.asarray(Image.open(tmp_path / "file.png")))
+    ranked = run_cli("sample", run.root, "-n", "8", "--rank-by-d", "2", "-o", tmp_path / "d.png")
+    assert ranked.code == 0, ranked
+    info = run_cli("info", run.root, "--json")
+    assert info.code == 0, info
+    assert json.loads(info.stdout)["path"] == str(run.last)
+    write_faces(tmp_path / "src", 8)
+    assert run_cli("prepare", tmp_path / "src", "-o", tmp_path / "ds", "--size", "32").code == 0
+    scored = run_cli("eval", run.root, tmp_path / "ds", "-n", "8", "--no-fid", "--json")
+    assert scored.code == 0, scored
+    assert json.loads(scored.stdout)["checkpoint"] == str(run.generator)
+
+
+@pytest.mark.parametrize("args", [["sample"], ["sample", "--rank-by-d", "2"], ["info"],
+                                  ["gif", "--interpolate"]])
+def test_a_folder_without_a_checkpoint_says_what_to_run(tmp_path: Path, args: list[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    command, *options = args
+    assert_user_error(run_cli(command, tmp_path / "empty", *options, cwd=tmp_path),
+                      "holds no checkpoint", "animegan train")
+
+
+def test_gif_of_a_checkpoint_asks_for_interpolate(tiny_run: Path, tmp_path: Path) -> None:
+    assert_user_error(run_cli("gif", RunDir(tiny_run).generator, cwd=tmp_path), "--interpolate")
+
+
+def test_one_image_is_written_as_it_is_in_the_format_its_name_says(tiny_run: Path,
+                                                                   tmp_path: Path) -> None:
+    run = RunDir(tiny_run)
+    assert run_cli("sample", run.root, "--seeds", "17", "-o", tmp_path / "face17.jpeg").code == 0
+    assert run_cli("sample", run.root, "--seeds", "17", "--out-dir", tmp_path / "each").code == 0
+    with Image.open(tmp_path / "face17.jpeg") as im:
+        assert im.format == "JPEG" and im.size == (32, 32)  # no grid border
+    with Image.open(tmp_path / "each/seed000017.png") as alone, \
+            Image.open(tmp_path / "face17.jpeg") as jpeg:
+        assert np.abs(np.asarray(alone, dtype=int) - np.asarray(jpeg, dtype=int)).mean() < 8
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["sample", "-o", "grid.txt"], ["grid.txt", ".png, .jpg, .webp, .jpeg"]),
+    (["sample", "-o", "grid"], ["grid", ".png"]),
+    (["gif", "--interpolate", "-o", "walk.txt"], ["walk.txt", ".gif or .mp4"]),
+    (["gif", "--interpolate", "--seeds", "1,2,3", "--walks", "4"], ["--seeds", "--walks"]),
+])
+def test_output_names_and_contradictions_are_refused_before_any_work(
+        tiny_run: Path, tmp_path: Path, args: list[str], fragments: list[str]) -> None:
+    command, *options = args
+    assert_user_error(run_cli(command, tiny_run, *options, cwd=tmp_path), *fragments)
+    assert not any(tmp_path.iterdir())

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from animegan_cli.errors import UserError
+from animegan_cli.model_config import IMAGE_SIZES
 from animegan_cli.train import distributed as dist
 
 
@@ -43,8 +44,11 @@ def load_data(data: str | None, demo: int, size: int, info: dist.DistInfo) -> Tr
         path = _prepare_into_cache(path, size, info)
     ds = open_dataset(path)
     if ds.size != size:
+        # Offer only a size training takes: a dataset prepared by an older version may have
+        # any other.
+        keep = f"pass --image-size {ds.size}, or " if ds.size in IMAGE_SIZES else ""
         raise UserError(f"{data} holds {ds.size} px images but training is at {size} px; "
-                        f"pass --image-size {ds.size}, or prepare again with --size {size}")
+                        f"{keep}prepare again with --size {size}")
     return TrainData(ds.images, ds.fingerprint, f"{len(ds)} images from {data}", ds.path)
 
 
