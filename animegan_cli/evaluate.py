@@ -19,7 +19,7 @@ from torch import nn
 
 from animegan_cli.data.packed import PackedDataset, is_dataset, open_dataset
 from animegan_cli.errors import UserError
-from animegan_cli.images import make_grid, save_image
+from animegan_cli.images import format_for, make_grid, save_image
 from animegan_cli.metrics import METRICS, Metric, MetricInputs, inception, precision_recall
 from animegan_cli.sample import generate, latents, load_generator
 from animegan_cli.train.config import TrainConfig
@@ -53,6 +53,8 @@ def evaluate(ckpt_path: str | os.PathLike[str], data_path: str | os.PathLike[str
     dataset = _open_prepared(Path(data_path))
     if batch_size < 1 or nearest < 0 or seed < 0:
         raise UserError("--batch-size must be at least 1; --nearest and --seed 0 or more")
+    if nearest_out is not None:
+        format_for(nearest_out)  # refuse a bad file name before minutes of scoring
     gen = load_generator(ckpt_path, device)
     size = gen.config.image_size
     if dataset.images.shape[1:3] != (size, size):

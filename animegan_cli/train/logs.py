@@ -85,7 +85,9 @@ def _panel(draw: ImageDraw.ImageDraw, series: dict[str, list[tuple[int, float]]]
     if not values:
         return
     x0, x1 = x_range
-    y0, y1 = min(0.0, min(values)), max(values) * 1.05 + 1e-6
+    y0, y1 = min(0.0, min(values)), max(values) * 1.05
+    if y1 - y0 < 1e-3:  # a flat series (precision 0 early on): a readable unit axis
+        y1 = y0 + 1.0
     for frac in np.linspace(0, 1, 5):
         y = bottom - frac * (bottom - top)
         draw.line((left, y, right, y), fill=(230, 230, 230))
