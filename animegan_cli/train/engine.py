@@ -313,7 +313,8 @@ class Trainer:
             plot_losses(self.log.records(), self.run.loss_plot)
         self.console.log(epoch_line(state.pos.epoch, self.cfg.epochs, self.meter.shown, quality,
                                     diversity, grid))
-        if warning := self.collapse.warning(diversity):
+        images_seen = state.pos.step * self.cfg.batch_size * self.info.world_size
+        if warning := self.collapse.warning(diversity, images_seen):
             self.console.log(warning)
 
     def _evaluate(self, g: nn.Module) -> dict[str, Any]:
