@@ -47,17 +47,17 @@ app = typer.Typer(
 )
 
 
-_option_type = TyperOption.display_type_rich
+# A flag takes no value, so its help row names no type. typer's plain help leaves it out
+# (TyperOption.get_help_record), but its rich panel (typer 0.29) shows `<bool>` beside every
+# flag, --help and --install-completion included, as if `--ema true` were the way to use one.
+# Versions without that method print no type for flags already.
+_option_type = getattr(TyperOption, "display_type_rich", None)
+if _option_type is not None:
 
+    def _no_type_for_flags(self: TyperOption, ctx: typer.Context) -> str | None:
+        return None if self.is_flag else _option_type(self, ctx)
 
-def _no_type_for_flags(self: TyperOption, ctx: typer.Context) -> str | None:
-    # A flag takes no value, so its help row names no type. typer's plain help leaves it out
-    # (TyperOption.get_help_record), but its rich panel shows `<bool>` beside every flag,
-    # --help and --install-completion included, as if `--ema true` were the way to use one.
-    return None if self.is_flag else _option_type(self, ctx)
-
-
-TyperOption.display_type_rich = _no_type_for_flags  # type: ignore[method-assign]
+    TyperOption.display_type_rich = _no_type_for_flags  # type: ignore[method-assign]
 
 
 def _version(value: bool) -> None:
