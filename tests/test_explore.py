@@ -40,7 +40,7 @@ def test_interpolation_gif_loops_back_to_its_start(tiny_run: Path, tmp_path: Pat
     # The walk passes through seed 1's image at frame 6.
     assert run_cli("sample", tiny_run / "generator.safetensors", "--seeds", "1", "-n", "1",
                    "--nrow", "1", "-o", tmp_path / "one.png").code == 0
-    alone = np.asarray(Image.open(tmp_path / "one.png").convert("RGB"), dtype=int)[2:34, 2:34]
+    alone = np.asarray(Image.open(tmp_path / "one.png").convert("RGB"), dtype=int)  # no border
     assert gap(frames[6], alone) < 6  # GIF palette quantisation only
 
 

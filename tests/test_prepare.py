@@ -96,9 +96,9 @@ def test_rerun_with_nothing_changed_does_no_work(tmp_path: Path) -> None:
     assert again.code == 0 and "up to date" in again.stderr, again
     assert images.stat().st_mtime_ns == stamp
     # Other options mean other pixels: that is work again.
-    other = run_cli("prepare", tmp_path / "src", "-o", tmp_path / "ds", "--size", "48")
+    other = run_cli("prepare", tmp_path / "src", "-o", tmp_path / "ds", "--size", "64")
     assert other.code == 0 and "up to date" not in other.stderr
-    assert open_dataset(tmp_path / "ds").size == 48
+    assert open_dataset(tmp_path / "ds").size == 64
 
 
 def test_manifest_and_preview(tmp_path: Path) -> None:
@@ -179,12 +179,12 @@ def test_damaged_dataset_is_refused(tmp_path: Path) -> None:
 
 
 def test_demo_export(tmp_path: Path) -> None:
-    result = run_cli("prepare", "--demo", "5", "-o", tmp_path / "demo", "--size", "48")
+    result = run_cli("prepare", "--demo", "5", "-o", tmp_path / "demo", "--size", "64")
     assert result.code == 0, result
     files = sorted((tmp_path / "demo").iterdir())
     assert [p.name for p in files] == [f"face_{i:06d}.png" for i in range(5)]
     with Image.open(files[0]) as im:
-        assert im.size == (48, 48)
+        assert im.size == (64, 64)
 
 
 def _rss_kib() -> int:

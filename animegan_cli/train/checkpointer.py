@@ -63,10 +63,10 @@ class Checkpointer:
         last = self.run.last
         if self.config.on_nan == "rollback" and last.exists() and self.rollbacks < MAX_ROLLBACKS:
             self.rollbacks += 1
-            self.restore(checkpoint.open_checkpoint(last), state, {})
-            for opt in (state.opt_g, state.opt_d):
-                for group in opt.param_groups:
-                    group["lr"] /= 2
+            # Halve the rates in effect (not the checkpoint's), so rollbacks compound.
+            halved = {"lr_g": state.opt_g.param_groups[0]["lr"] / 2,
+                      "lr_d": state.opt_d.param_groups[0]["lr"] / 2}
+            self.restore(checkpoint.open_checkpoint(last), state, halved)
             return (f"[yellow]non-finite loss: rolled back to step {state.pos.step} and halved "
                     f"the learning rates (G {state.opt_g.param_groups[0]['lr']:.2e}, D "
                     f"{state.opt_d.param_groups[0]['lr']:.2e})")
