@@ -159,6 +159,18 @@ def test_retention_with_evaluation_keeps_the_best_checkpoint(tmp_path: Path) -> 
     assert names == ["best.safetensors", "epoch_0003.safetensors", "last.safetensors"]
 
 
+@pytest.mark.parametrize(("options", "fragment"), [
+    (["--batch-size", "16", "--demo", "8"], "use --batch-size 8 or less"),
+    (["--precision", "fp16", "--device", "cpu", "--demo", "32"], "--precision fp16 is for GPUs"),
+])
+def test_a_run_refused_at_start_leaves_no_run_folder(tmp_path: Path, options: list[str],
+                                                     fragment: str) -> None:
+    result = run_cli("train", "--epochs", "1", "--image-size", "32", *options,
+                     "--out", tmp_path / "run")
+    assert_user_error(result, fragment)
+    assert not (tmp_path / "run").exists()
+
+
 def test_label_smoothing_with_a_loss_that_ignores_it_is_refused(tmp_path: Path) -> None:
     result = run_cli("train", "--demo", "64", "--epochs", "1", *TINY, "--label-smoothing", "0.1",
                      "--out", tmp_path / "run")

@@ -94,11 +94,16 @@ class Trainer:
         self.data = load_data(plan.request.data, plan.request.demo, cfg.image_size, info)
         check_dataset(plan, self.data.fingerprint)
         self.evaluator = training_evaluator(cfg, self.data, device, info.is_main)
+        self.precision = resolve_precision(cfg.precision, device)
+        if len(self.data.images) < cfg.batch_size * info.world_size:
+            most = len(self.data.images) // info.world_size
+            raise UserError(f"--batch-size {cfg.batch_size} is larger than the dataset allows "
+                            f"({self.data.description}, {info.world_size} process(es)); "
+                            f"use --batch-size {max(1, most)} or less")
         self._create_run_dir()  # only now: a refused run leaves nothing behind
 
         torch.manual_seed(cfg.seed)
         G, D = (net.to(memory_format=torch.channels_last) for net in build(plan.model, device))
-        self.precision = resolve_precision(cfg.precision, device)
         use_scaler = self.precision == "fp16"
         self.state = TrainingState(
             G=G, D=D, ema=EMA(G, cfg.ema_half_life) if cfg.ema else None,
@@ -118,11 +123,6 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
         self.feeder = Feeder(self.data.images, device, cfg.batch_size, cfg.seed, info.rank,
                              info.world_size)
-        if self.feeder.steps_per_epoch < 1:
-            most = self.feeder.count // info.world_size
-            raise UserError(f"--batch-size {cfg.batch_size} is larger than the dataset allows "
-                            f"({self.data.description}, {info.world_size} process(es)); "
-                            f"use --batch-size {max(1, most)} or less")
         G_run, D_run = (dist.ddp_wrap(G, device), dist.ddp_wrap(D, device)) if info.enabled \
             else (G, D)
         if cfg.compile:
@@ -158,12 +158,12 @@ class Trainer:
                   "data_placement": self.feeder.placement}
         write_bytes(self.run.config, json.dumps(record, indent=2).encode())
 
-    # ---- the step -------------------------------------------------------------------------
-
     def _stopping(self) -> None:
         if self.info.is_main:
             self.console.log("stopping after this step and saving a checkpoint "
                              "(press Ctrl-C again to quit at once)")
+
+    # ---- the step -------------------------------------------------------------------------
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         dtype = autocast_dtype(self.precision)
