@@ -7,6 +7,7 @@ Real torch on tiny networks (32 px, 8 channels); the whole file runs in a few se
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import math
 import subprocess
@@ -186,14 +187,25 @@ def test_the_loss_steps_give_gradients_to_their_own_player_only() -> None:
 
 def test_r1_penalty_is_the_squared_gradient_norm_at_the_real_images() -> None:
     """D(x) = 0.5 |x|^2 has gradient x: the penalty is gamma/2 E|x|^2, times the interval."""
-    loss = LOSS_CLASSES["hinge"](None, TrainConfig(r1_gamma=2.0))  # type: ignore[arg-type]
-    real = torch.randn(5, 3, 4, 4).requires_grad_(True)
-    logits = 0.5 * real.square().sum(dim=(1, 2, 3))
-    expected = 2.0 / 2 * real.detach().square().sum(dim=(1, 2, 3)).mean() * R1_INTERVAL
-    penalty = loss.r1_penalty(real, logits)
+    class Quadratic(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.tensor(1.0))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 0.5 * self.scale * x.square().sum(dim=(1, 2, 3))
+
+    d = Quadratic()
+    players = Players(None, None, d, lambda x: x, contextlib.nullcontext,  # type: ignore[arg-type]
+                      freeze_d_for_g=True)
+    loss = LOSS_CLASSES["hinge"](players, TrainConfig(r1_gamma=2.0))
+    real = torch.randn(5, 3, 4, 4)
+    expected = 2.0 / 2 * real.square().sum(dim=(1, 2, 3)).mean() * R1_INTERVAL
+    penalty = loss.r1_penalty(real)
     assert penalty.item() == pytest.approx(expected.item(), rel=1e-6)
-    penalty.backward()  # differentiable: it trains D
-    assert real.grad is not None
+    penalty.backward()  # differentiable in D's parameters: it trains D
+    assert d.scale.grad is not None and d.scale.grad.item() == pytest.approx(
+        2 * expected.item(), rel=1e-6)
 
 
 def test_r1_runs_only_every_interval_steps_and_pushes_d_gradients() -> None:

@@ -69,23 +69,29 @@ class Loss:
         """D's gradients on a real batch and on G(z), detached; every R1_INTERVAL-th step
         also the R1 penalty's (when --r1-gamma is set)."""
         p = self.players
-        r1_due = self.config.r1_gamma > 0 and step % R1_INTERVAL == 0
-        if r1_due:
-            real = real.detach().requires_grad_(True)
+        if self.config.r1_gamma > 0 and step % R1_INTERVAL == 0:
+            scaler.scale(self.r1_penalty(real)).backward()
         with p.autocast():
             fake = p.G(z)
             real_logits = p.D(p.augment(real))
             fake_logits = p.D(p.augment(fake.detach()))
             loss = self.d_objective(real_logits.float(), fake_logits.float())
-        total = loss + self.r1_penalty(real, real_logits) if r1_due else loss
-        scaler.scale(total).backward()
+        scaler.scale(loss).backward()
         return DStep(loss.detach(), fake, real_logits.detach(), fake_logits.detach())
 
-    def r1_penalty(self, real: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+    def r1_penalty(self, real: torch.Tensor) -> torch.Tensor:
         """Lazy R1 (Mescheder et al. 2018; StyleGAN2's lazy form): gamma/2 E|grad_x D(x)|^2
         at real images, computed every R1_INTERVAL steps and scaled by it to keep its weight.
-        It keeps D's surface flat where the data is, so D cannot win by sharp edges."""
-        (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
+        It keeps D's surface flat where the data is, so D cannot win by sharp edges.
+
+        A pass of its own through the plain D: torch.compile has no double backward, and
+        under DDP its gradients, accumulated before the main backward, are averaged with it.
+        """
+        p = self.players
+        x = real.detach().requires_grad_(True)
+        with p.autocast():
+            logits = p.D_module(p.augment(x))
+        (grad,) = torch.autograd.grad(logits.float().sum(), x, create_graph=True)
         return grad.float().square().sum(dim=(1, 2, 3)).mean() * (
             self.config.r1_gamma / 2 * R1_INTERVAL)
 
