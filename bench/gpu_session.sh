@@ -42,8 +42,9 @@ step train8 "$PY" bench/train_throughput.py --device cuda --batch-size 8 --varia
     --workdir "$WORK" --json "$OUT/train8.json"
 if [ -n "$EMOJI" ]; then
     step prepare "$PY" -m animegan_cli prepare "$EMOJI" -o "$WORK/emoji-64" --size 64
-    step quality "$PY" bench/quality.py --device cuda --no-fid --images 400000 \
-        --samples 4096 --recipes canonical,defaults --data "$WORK/emoji-64" \
+    # Budgets are host CPU seconds of the training process: on a GPU a proxy for its time.
+    step quality "$PY" bench/quality.py --device cuda --no-fid --sets "emoji=$WORK/emoji-64" \
+        --budget both --budget-cap 600 --samples 4096 --recipes canonical,defaults \
         --workdir "$WORK/quality" --grids "$OUT"
     cp "$WORK/quality/quality.json" "$OUT/" 2>/dev/null
 fi
