@@ -123,7 +123,3 @@ class RunDir:
                             f"it first with `animegan train DATA --out {path}`, or pass a "
                             ".safetensors file")
         return ckpt
-
-    def is_run(self) -> bool:
-        """Whether `root` looks like a run folder (it has a checkpoint or epoch grids)."""
-        return self.last.exists() or self.generator.exists() or self.samples.is_dir()

@@ -78,6 +78,7 @@ class AdaptiveAugment:
     """
 
     INTERVAL = 4  # D steps between adjustments of p
+    STATE = ("p", "signs", "count")  # the tensors a checkpoint holds for an exact resume
     # Images over which p may move from 0 to 1. The paper's 500k images suit runs of 25M;
     # CPU runs see 20k-300k images, so p must react within a few thousand.
     SPEED_IMAGES = 20_000

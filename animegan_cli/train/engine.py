@@ -95,6 +95,7 @@ class Trainer:
         check_dataset(plan, self.data.fingerprint)
         self.evaluator = training_evaluator(cfg, self.data, device, info.is_main)
         self.precision = resolve_precision(cfg.precision, device)
+        self.autocast_dtype = autocast_dtype(self.precision)  # None: fp32, no autocast
         if len(self.data.images) < cfg.batch_size * info.world_size:
             most = len(self.data.images) // info.world_size
             raise UserError(f"--batch-size {cfg.batch_size} is larger than the dataset allows "
@@ -135,7 +136,8 @@ class Trainer:
         if plan.resume_from is not None:
             self.checkpointer.restore(plan.resume_from, self.state, typed_learning_rates(plan))
         self.resumed_from = self.state.pos.step
-        self.log = MetricsLog(self.run.root, cfg.tensorboard) if info.is_main else None
+        self.log = (MetricsLog(self.run.metrics, self.run.tensorboard if cfg.tensorboard else None)
+                    if info.is_main else None)
         self.collapse = CollapseWatch(self.data.images, cfg.sample_count)
         self.meter = Meter(device, ada=cfg.ada_target > 0)
         self.stop = StopSignals(on_first=self._stopping)
@@ -166,10 +168,9 @@ class Trainer:
     # ---- the step -------------------------------------------------------------------------
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        dtype = autocast_dtype(self.precision)
-        if dtype is None:
+        if self.autocast_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         if self.state.ada is not None:

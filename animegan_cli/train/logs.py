@@ -20,10 +20,11 @@ LOSS_COLOURS = {"loss_d": (214, 39, 40), "loss_g": (31, 119, 180)}
 class MetricsLog:
     """Appends one JSON object per line; a resumed run keeps appending to the same file."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool) -> None:
-        self.path = run_dir / "metrics.jsonl"
+    def __init__(self, path: Path, tensorboard: Path | None) -> None:
+        """Log to `path`, and to a TensorBoard folder when one is given."""
+        self.path = path
         self.writer = None
-        if tensorboard:
+        if tensorboard is not None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
@@ -31,7 +32,7 @@ class MetricsLog:
 
                 raise UserError("--tensorboard needs the tensorboard package: "
                                 "pip install 'animegan-cli[tensorboard]'") from None
-            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+            self.writer = SummaryWriter(str(tensorboard))
 
     def write(self, record: dict[str, Any]) -> None:
         with open(self.path, "a", encoding="utf-8") as f:

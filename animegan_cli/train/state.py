@@ -22,11 +22,6 @@ from animegan_cli.train.augment import AdaptiveAugment
 from animegan_cli.train.ema import EMA
 
 ADAM_KEYS = ("exp_avg", "exp_avg_sq")
-ADA_KEYS = ("p", "signs", "count")
-
-
-def ada_tensors(ada: AdaptiveAugment) -> dict[str, torch.Tensor]:
-    return {"p": ada.p, "signs": ada.signs, "count": ada.count}
 
 
 @dataclass
@@ -91,7 +86,7 @@ def save_full(path: str, model: ModelConfig, state: TrainingState, config_json: 
             tensors[f"rng/cuda/{i}"] = s
     tensors["fixed_noise"] = state.fixed_noise
     if state.ada is not None:
-        tensors.update({f"ada/{k}": v for k, v in ada_tensors(state.ada).items()})
+        tensors.update({f"ada/{k}": getattr(state.ada, k) for k in AdaptiveAugment.STATE})
     scalers = {name: s.state_dict() for name, s in state.scalers().items() if s.is_enabled()}
     pos = state.pos
     meta = {"epoch": pos.epoch, "epoch_step": pos.epoch_step, "step": pos.step,
@@ -127,11 +122,13 @@ def load_full(ckpt: Checkpoint, state: TrainingState) -> None:
     torch.set_rng_state(values["rng/torch_cpu"])
     _restore_cuda_rng(ckpt)
     state.fixed_noise = values["fixed_noise"]
-    if state.ada is not None and all(f"ada/{k}" in ckpt.tensors for k in ADA_KEYS):
-        for key in ADA_KEYS:  # a run that turns ADA on at resume starts from p = 0
-            ckpt.check_tensor(f"ada/{key}", torch.float32, ())
-        saved = ckpt.read([f"ada/{k}" for k in ADA_KEYS], device=state.ada.p.device)
-        state.ada.p, state.ada.signs, state.ada.count = (saved[f"ada/{k}"] for k in ADA_KEYS)
+    names = [f"ada/{k}" for k in AdaptiveAugment.STATE]
+    if state.ada is not None and all(name in ckpt.tensors for name in names):
+        for name in names:  # a run that turns ADA on at resume starts from p = 0
+            ckpt.check_tensor(name, torch.float32, ())
+        saved = ckpt.read(names, device=state.ada.p.device)
+        for key, name in zip(AdaptiveAugment.STATE, names):
+            setattr(state.ada, key, saved[name])
     state.pos = Position(*(_int_meta(ckpt, k) for k in ("epoch", "epoch_step", "step")))
     saved_scalers = ckpt.json("scalers", {})
     for name, scaler in state.scalers().items():
