@@ -57,6 +57,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -495,6 +496,33 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, An
     return out
 
 
+Figures = dict[str, Any]  # one recipe's figures on one set (means over seeds)
+
+
+def _per_set_table(by_recipe: dict[str, dict[str, Figures]], names: list[str],
+                   sets: list[str], columns: list[str],
+                   cells: Callable[[str, Figures, Figures], list[str]]) -> str:
+    """A markdown table with a row per recipe and `columns` per set, filled by
+    cells(recipe, its cell, canonical's cell on that set)."""
+    header = ["recipe", *(f"{s} {column}" for s in sets for column in columns)]
+    rows = [[name, *(text for s in sets
+                     for text in cells(name, by_recipe[name][s], by_recipe["canonical"][s]))]
+            for name in names]
+    return common.markdown_table(header, rows)
+
+
+def _score_cells(name: str, c: Figures, canonical: Figures) -> list[str]:
+    kid = {"mean": c["kid"], "std": c["kid_std"]} if c["kid"] is not None else None
+    return [common.fmt(_num(c["fid"])), _kid(kid), common.fmt(_num(c["swd"]))]
+
+
+def _cost_cells(name: str, c: Figures, canonical: Figures) -> list[str]:
+    speed = f"{_num(c['images_per_s']):.1f}"
+    if name != "canonical":
+        speed += f" ({_r(_ratio(c['images_per_s'], canonical['images_per_s']))}x)"
+    return [f"{_num(c['images_seen']):,.0f}", f"{_num(c['cpu_s']):,.0f}", speed]
+
+
 def report(summary: dict[str, dict[str, dict[str, Any]]], names: list[str],
            sets: list[str]) -> tuple[str, dict[str, Any]]:
     lines: list[str] = []
@@ -509,30 +537,12 @@ def report(summary: dict[str, dict[str, dict[str, Any]]], names: list[str],
         lines.append(f"\n### {budget}: CPU-s per cell {spend}; seed{'s' if len(seeds) > 1 else ''}"
                      f" {', '.join(map(str, seeds))}"
                      f"{' (means over seeds)' if len(seeds) > 1 else ''}\n")
-        header, rows = ["recipe"], []
-        for s in sets:
-            header += [f"{s} FID", f"{s} KID x1e3", f"{s} SWD"]
-        for name in names:
-            row = [name]
-            for s in sets:
-                c = by_recipe[name][s]
-                kid = ({"mean": c["kid"], "std": c["kid_std"]} if c["kid"] is not None else None)
-                row += [common.fmt(_num(c["fid"])), _kid(kid), common.fmt(_num(c["swd"]))]
-            rows.append(row)
-        lines.append(common.markdown_table(header, rows))
-        header, rows = ["recipe"], []
-        for s in sets:
-            header += [f"{s} images", f"{s} CPU-s", f"{s} img/s (x canonical)"]
-        for name in names:
-            row = [name]
-            for s in sets:
-                c, base = by_recipe[name][s], canon[s]
-                speed = f"{_num(c['images_per_s']):.1f}"
-                if name != "canonical":
-                    speed += f" ({_r(_ratio(c['images_per_s'], base['images_per_s']))}x)"
-                row += [f"{_num(c['images_seen']):,.0f}", f"{_num(c['cpu_s']):,.0f}", speed]
-            rows.append(row)
-        lines.append("\n" + common.markdown_table(header, rows))
+
+        lines.append(_per_set_table(by_recipe, names, sets, ["FID", "KID x1e3", "SWD"],
+                                    _score_cells))
+        lines.append("\n" + _per_set_table(by_recipe, names, sets,
+                                           ["images", "CPU-s", "img/s (x canonical)"],
+                                           _cost_cells))
         metrics = [m for m in ("kid", "fid") if any(canon[s][m] is not None for s in sets)]
         metrics = metrics or ["swd"]
         header = ["recipe / canonical"]
