@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +19,13 @@ from animegan_cli.errors import UserError
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike[str], *, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success fsync it and rename it into place.
 
     The temporary name starts with '.' and ends in '.partial', so no loader ever mistakes it
-    for a finished file, and a failure removes it.
+    for a finished file, and a failure removes it. durable=False skips the fsyncs: the rename
+    still means a killed process leaves whole files only, and the caller syncs a batch of
+    files once at the end (`sync_files`).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -31,10 +35,12 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
+        if durable:
+            with open(tmp_path, "rb+") as f:
+                os.fsync(f.fileno())
         os.replace(tmp_path, target)
-        _fsync_dir(target.parent)
+        if durable:
+            _fsync_dir(target.parent)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
         raise disk_error(exc, target) from exc
@@ -52,6 +58,23 @@ def _umask() -> int:
 def write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
+
+
+def sync_files(paths: list[Path]) -> None:
+    """fsync files written with durable=False, and their folders: the batch is on disk when
+    this returns. One fsync per file after all are written costs little; one per file while
+    writing them made `sample --out-dir` run at half the speed of plain writes."""
+    try:
+        for path in paths:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        raise disk_error(exc, path) from exc
+    for folder in dict.fromkeys(path.parent for path in paths):
+        _fsync_dir(folder)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -72,3 +95,59 @@ def disk_error(exc: OSError, target: Path) -> Exception:
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return UserError(f"cannot write {target}: permission denied; choose a writable folder")
     return exc
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a hidden temporary folder beside `target`; on success put it in `target`'s place.
+
+    Write its files with the functions above (each is synced). A failure removes the temporary
+    folder; what a kill left behind goes at the next call for the same target.
+    """
+    target = Path(target)
+    tmp = temp_folder(target)
+    try:
+        yield tmp
+        replace_folder(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise disk_error(exc, target) from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def temp_folder(target: Path) -> Path:
+    """A new hidden folder beside `target` (`.NAME.*.partial`) to build its replacement in,
+    after removing what a killed earlier call for the same target left there."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.partial"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    # mkdtemp makes 0700, and that mode survives the rename: a dataset or cache shared with
+    # teammates, or with a container running as another user, would be unreadable to them.
+    os.chmod(tmp, 0o777 & ~_umask())
+    return tmp
+
+
+def replace_folder(tmp: Path, target: Path) -> None:
+    """Put the finished folder `tmp` (from `temp_folder`) in `target`'s place.
+
+    Whatever was at `target` is moved aside first and removed after: a folder cannot be swapped
+    in one rename, and this order means a crash leaves the old folder or the new one at
+    `target` (or, killed between the two renames, the old one under a hidden `.partial` name
+    beside it, removed by the next `temp_folder`), never a mix.
+    """
+    aside = tmp.with_name(f"{tmp.name.removesuffix('.partial')}.old.partial")
+    replacing = target.exists() or target.is_symlink()
+    if replacing:
+        os.replace(target, aside)
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        if replacing:
+            os.replace(aside, target)  # the old folder back in its place
+        raise
+    _fsync_dir(target.parent)
+    if replacing:
+        shutil.rmtree(aside, ignore_errors=True)

@@ -6,9 +6,11 @@ shape, dtypes, offsets inside the file, no overlaps), the model config is valida
 tensor names, shapes and dtypes are compared with a model built on the `meta` device before a
 single tensor is read.
 
-Two kinds of file share the format:
+Three kinds of file share the format:
 - ``full``: G, D, G_ema, both optimizers, RNG states, fixed noise, config: exact resume.
 - ``generator``: the sampling generator's weights only (EMA when trained with it), for sharing.
+- ``export``: the same generator under its plain state-dict names (no `G_ema/` prefix), the
+  model.safetensors of an `animegan export` folder, as other tools expect a model file.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from animegan_cli.models import Discriminator, Generator, ModelConfig
 
 FORMAT = "animegan-checkpoint"
 FORMAT_VERSION = "1"
-KINDS = ("full", "generator")
+KINDS = ("full", "generator", "export")
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 MAX_REASON_CHARS = 300  # file-controlled text quoted in an error is cut to this
 DTYPES: dict[str, tuple[torch.dtype, int]] = {
@@ -73,6 +75,14 @@ class Checkpoint:
     def has(self, prefix: str) -> bool:
         return any(name.startswith(prefix + "/") for name in self.tensors)
 
+    def network(self, prefix: str) -> dict[str, TensorInfo]:
+        """The tensors of network `prefix` by their state-dict names; prefix "" is the one
+        network of an export file, whose tensors carry no prefix."""
+        if not prefix:
+            return dict(self.tensors)
+        return {n[len(prefix) + 1:]: info for n, info in self.tensors.items()
+                if n.startswith(prefix + "/")}
+
     def read(self, names: list[str], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
         return read_tensors(self.path, names, device)
 
@@ -83,25 +93,25 @@ class Checkpoint:
         a tiny file that claims a huge network is refused before any memory is taken for it.
         """
         expected = module.state_dict()
-        found = {n[len(prefix) + 1:]: info for n, info in self.tensors.items()
-                 if n.startswith(prefix + "/")}
+        found = self.network(prefix)
         missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
         if missing or extra:
             what = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
-            raise _bad(self.path, f"tensors of {prefix} do not match the architecture ({what})")
+            raise _bad(self.path, f"tensors of {prefix or 'the generator'} do not match the "
+                                  f"architecture ({what})")
         for name, tensor in expected.items():
             info = found[name]
             if info.shape != tuple(tensor.shape) or info.dtype != tensor.dtype:
                 needs = _describe(TensorInfo(tensor.dtype, tuple(tensor.shape)))
-                raise _bad(self.path, f"{prefix}/{name} is {_describe(info)}, the architecture "
-                                      f"needs {needs}")
+                raise _bad(self.path, f"{tensor_name(prefix, name)} is {_describe(info)}, the "
+                                      f"architecture needs {needs}")
 
     def load_module(self, prefix: str, module: nn.Module) -> None:
         """Load `prefix/...` tensors into `module`: exactly its names, shapes and dtypes."""
         self.check_module(prefix, module)
         expected = module.state_dict()
-        values = self.read([f"{prefix}/{n}" for n in expected])
-        module.load_state_dict({n: values[f"{prefix}/{n}"] for n in expected})
+        values = self.read([tensor_name(prefix, n) for n in expected])
+        module.load_state_dict({n: values[tensor_name(prefix, n)] for n in expected})
 
     def check_tensor(self, name: str, dtype: torch.dtype, shape: tuple[int, ...]) -> None:
         info = self.tensors.get(name)
@@ -145,8 +155,16 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     return Checkpoint(path, kind, model, meta, header)
 
 
+def tensor_name(prefix: str, name: str) -> str:
+    """How a file names tensor `name` of network `prefix` (see Checkpoint.network)."""
+    return f"{prefix}/{name}" if prefix else name
+
+
 def generator_prefix(ckpt: Checkpoint) -> str:
-    """The weights to sample with: the EMA generator when the file has one."""
+    """The weights to sample with: the EMA generator when the file has one; "" in an export,
+    which holds nothing else."""
+    if ckpt.kind == "export":
+        return ""
     for prefix in ("G_ema", "G"):
         if ckpt.has(prefix):
             return prefix

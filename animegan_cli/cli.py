@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,6 +20,7 @@ import typer
 from typer.core import TyperOption
 
 from animegan_cli import __version__
+from animegan_cli.console import progress_bars, set_quiet, stage, stderr_console
 from animegan_cli.data.decode import Crop, Filter
 from animegan_cli.device import Device, Precision
 from animegan_cli.errors import Interrupted, UserError, one_line
@@ -102,6 +102,25 @@ def _typed(ctx: typer.Context) -> dict[str, Any]:
     }
 
 
+# The options every long-running command shares, declared once.
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print nothing but errors (and --json's output).")
+]
+JsonSummary = Annotated[
+    bool, typer.Option("--json", help="Print a JSON summary on stdout instead of the last line.")
+]
+
+
+def _report(summary: dict[str, Any], line: str, *, json_out: bool, quiet: bool) -> None:
+    """A command's result: JSON for scripts, else one line for people (none under --quiet)."""
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(summary, indent=2))
+    elif not quiet:
+        typer.echo(line)
+
+
 def _widths(network: int) -> str:
     """Each architecture's default width of G (network 0) or D (1), for the help."""
     return ", ".join(f"{arch} {widths[network]}" for arch, widths in DEFAULT_WIDTHS.items())
@@ -137,25 +156,39 @@ def prepare(
     preview: Annotated[
         bool, typer.Option("--preview/--no-preview", help="Write preview.png.")
     ] = True,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace the dataset at --out although it was prepared from another folder or "
+            "with other options (the same command again only updates it; a folder that is not "
+            "a dataset is never replaced).",
+        ),
+    ] = False,
     demo: Annotated[
         int,
         typer.Option(help="Instead of SRC, write N built-in demo faces as PNG files into --out."),
     ] = 0,
+    quiet: Quiet = False,
+    json_out: JsonSummary = False,
 ) -> None:
     """Turn any folder of images into a packed, memory-mappable training set.
 
     Example: animegan prepare ~/anime-faces -o data/faces64 --size 64 --dedupe
     """
-    from rich.console import Console
-
-    console = Console(stderr=True)
+    set_quiet(quiet)
     if demo < 0:
         raise UserError("--demo must be a positive number of images")
     if demo:
         from animegan_cli.data.demo import export_demo
 
         paths = export_demo(out, n=demo, size=size)
-        console.print(f"wrote {len(paths)} demo faces ({size}px PNG) to {out}")
+        _report(
+            {"out": str(out), "demo_faces": len(paths), "size": size},
+            f"wrote {len(paths)} demo faces ({size}px PNG) to {out}",
+            json_out=json_out,
+            quiet=quiet,
+        )
         return
     if src is None:
         raise UserError("pass a source folder (animegan prepare SRC -o OUT), or --demo N")
@@ -176,48 +209,30 @@ def prepare(
         workers=workers,
         preview=preview,
     )
-    result = _with_progress(
-        console,
-        "decoding",
-        lambda progress: run_prepare(src, out, options=options, progress=progress),
-    )
-    if result.up_to_date:
-        console.print(f"{out} is up to date with {src} ({result.kept} images); nothing to do")
-        return
+    with progress_bars(stderr_console()) as update:
+        result = run_prepare(
+            src, out, options=options, progress=stage(update, "decoding"), overwrite=overwrite
+        )
     skipped = sum(result.skipped.values())
     detail = ", ".join(f"{n} {reason}" for reason, n in sorted(result.skipped.items()))
-    console.print(
-        f"kept {result.kept} images, skipped {skipped}"
+    line = (
+        f"{out} is up to date with {src} ({result.kept} images); nothing to do"
+        if result.up_to_date
+        else f"kept {result.kept} images, skipped {skipped}"
         f"{' (' + detail + ')' if detail else ''} in {result.seconds:.1f}s "
-        f"-> {out} (reasons per file in {out / 'manifest.json'})"
+        f"-> {out}{' (replaced the old dataset)' if result.replaced else ''} "
+        f"(reasons per file in {out / 'manifest.json'})"
     )
-
-
-def _with_progress(console: Any, label: str, job: Any) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    # No refresh thread (auto_refresh off): prepare may fork its decoding workers, which is
-    # only safe from a single-threaded process. The callback redraws at most 10 times a second.
-    with Progress(
-        f"[bold]{label}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        auto_refresh=False,
-    ) as progress:
-        task = progress.add_task(label, total=None)
-        last = [0.0]
-
-        def update(done: int, total: int) -> None:
-            # Called once per image: only every tenth of a second is worth rich's bookkeeping.
-            now = time.monotonic()
-            if now - last[0] >= 0.1 or done == total:
-                last[0] = now
-                progress.update(task, completed=done, total=total, refresh=True)
-
-        return job(update)
+    summary = {
+        "out": str(out),
+        "kept": result.kept,
+        "skipped": dict(sorted(result.skipped.items())),
+        "up_to_date": result.up_to_date,
+        "replaced": result.replaced,
+        "seconds": round(result.seconds, 2),
+        "size": size,
+    }
+    _report(summary, line, json_out=json_out, quiet=quiet)
 
 
 @app.command()
@@ -354,6 +369,8 @@ def train(
     tensorboard: Annotated[
         bool, typer.Option("--tensorboard/--no-tensorboard", help="Also log to TensorBoard.")
     ] = TrainConfig.tensorboard,
+    quiet: Quiet = False,
+    json_out: JsonSummary = False,
 ) -> None:
     """Train a DCGAN on a folder, a prepared dataset or the built-in demo faces.
 
@@ -381,19 +398,34 @@ def train(
         )
     from animegan_cli.train.engine import train as run_train
 
+    set_quiet(quiet)
     summary = run_train(data=data, demo=demo, out=out, options=explicit, resume=resume, force=force)
-    if summary.is_main and summary.resumed_from and summary.steps == summary.resumed_from:
-        typer.echo(
+    if not summary.is_main:
+        return
+    run = RunDir(summary.run_dir)
+    if summary.resumed_from and summary.steps == summary.resumed_from:
+        line = (
             f"{summary.run_dir} has already trained {_progress(summary)}, as far as its "
             "--epochs/--max-steps go: nothing to do. Raise --epochs or --max-steps to train on."
         )
-    elif summary.is_main:
-        typer.echo(
+    else:
+        line = (
             f"trained {_progress(summary)} in "
             f"{summary.seconds:.0f}s, {summary.images_per_second:.1f} images/s; "
-            f"checkpoint {summary.last_checkpoint}; samples in "
-            f"{RunDir(summary.run_dir).samples}"
+            f"checkpoint {summary.last_checkpoint}; samples in {run.samples}"
         )
+    record = {
+        "run_dir": str(summary.run_dir),
+        "steps": summary.steps,
+        "steps_this_session": summary.steps - summary.resumed_from,
+        "epochs": round(summary.steps / summary.steps_per_epoch, 4),
+        "seconds": round(summary.seconds, 1),
+        "images_per_second": round(summary.images_per_second, 1),
+        "checkpoint": str(summary.last_checkpoint),
+        "generator": str(run.generator),
+        "samples": str(run.samples),
+    }
+    _report(record, line, json_out=json_out, quiet=quiet)
 
 
 def _progress(summary: Summary) -> str:
@@ -450,6 +482,8 @@ def sample(
     device: Annotated[
         Device, typer.Option(help="Where to run; auto: CUDA, else MPS, else the CPU.")
     ] = "auto",
+    quiet: Quiet = False,
+    json_out: JsonSummary = False,
 ) -> None:
     """Generate images from a run or a checkpoint: a grid, or one file per image.
 
@@ -476,20 +510,28 @@ def sample(
         seed_list = rank_by_discriminator(
             gen, seeds=seed_list, keep=rank_by_d, truncation=truncation, batch_size=batch_size
         )
-    written = sample_to_files(
-        gen,
-        seeds=seed_list,
-        out=out,
-        out_dir=out_dir,
-        nrow=nrow,
-        truncation=truncation,
-        fmt=format,
-        batch_size=batch_size,
-    )
+    set_quiet(quiet)
+    with progress_bars(stderr_console()) as update:
+        written = sample_to_files(
+            gen,
+            seeds=seed_list,
+            out=out,
+            out_dir=out_dir,
+            nrow=nrow,
+            truncation=truncation,
+            fmt=format,
+            batch_size=batch_size,
+            progress=stage(update, "sampling"),
+        )
     where = f"{out}" if out else ""
     if out_dir:
         where += f"{' and ' if where else ''}{out_dir}/"
-    typer.echo(f"wrote {len(seed_list)} images ({len(written)} files) to {where}")
+    _report(
+        {"images": len(seed_list), "seeds": seed_list, "files": [str(p) for p in written]},
+        f"wrote {len(seed_list)} images ({len(written)} files) to {where}",
+        json_out=json_out,
+        quiet=quiet,
+    )
 
 
 @app.command()
@@ -539,6 +581,7 @@ def gif(
     device: Annotated[
         Device, typer.Option(help="Where to run; auto: CUDA, else MPS, else the CPU.")
     ] = "auto",
+    quiet: Quiet = False,
 ) -> None:
     """Animate training progress (the per-epoch grids), or walk through a model's latent space.
 
@@ -563,17 +606,21 @@ def gif(
         )
         gen = load_generator(RunDir.checkpoint_for(source, need_full=False), device)
         target = out or Path("walk.gif")
-        frames = write_walk(
-            gen,
-            walks=plan,
-            steps=steps,
-            nrow=nrow,
-            out=target,
-            fps=12.0 if fps is None else fps,
-            loop=loop,
-            size=size,
-        )
-        typer.echo(f"wrote {target} ({frames} frames, {len(plan)} walk(s))")
+        set_quiet(quiet)
+        with progress_bars(stderr_console()) as update:
+            frames = write_walk(
+                gen,
+                walks=plan,
+                steps=steps,
+                nrow=nrow,
+                out=target,
+                fps=12.0 if fps is None else fps,
+                loop=loop,
+                size=size,
+                progress=stage(update, "rendering frames"),
+            )
+        if not quiet:
+            typer.echo(f"wrote {target} ({frames} frames, {len(plan)} walk(s))")
         return
     path, frames = make_gif(
         source,
@@ -585,7 +632,8 @@ def gif(
         size=size,
         hold_last=hold_last,
     )
-    typer.echo(f"wrote {path} ({frames} frames)")
+    if not quiet:
+        typer.echo(f"wrote {path} ({frames} frames)")
 
 
 @app.command()
@@ -636,9 +684,15 @@ def eval_(
         ),
     ],
     data: Annotated[
-        Path,
-        typer.Argument(help="The dataset folder it was trained on, written by `animegan prepare`."),
-    ],
+        Path | None,
+        typer.Argument(
+            help="What it was trained on: a prepared dataset or a folder of images (prepared "
+            "into the cache `train` uses); unset: the run's own data."
+        ),
+    ] = None,
+    demo: Annotated[
+        int, typer.Option(help="Compare with N built-in demo faces instead of DATA.")
+    ] = 0,
     n: Annotated[
         int | None,
         typer.Option(
@@ -669,6 +723,7 @@ def eval_(
         ),
     ] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    quiet: Quiet = False,
     nearest: Annotated[
         int,
         typer.Option(
@@ -692,7 +747,7 @@ def eval_(
     recall, memorisation.
 
     Examples:
-      animegan eval runs/x data/faces64
+      animegan eval runs/x
       animegan eval runs/x/checkpoints/best.safetensors data/faces64 -n 2048 --no-fid --json
       animegan eval runs/x data/faces64 --nearest 64
     """
@@ -704,26 +759,104 @@ def eval_(
 
     if nearest and nearest_out is None:
         nearest_out = Path("nearest.png")
-    progress = Console(stderr=True, log_path=False)
-    result = evaluate(
-        RunDir.checkpoint_for(ckpt, need_full=False),
-        data,
-        n=n,
-        batch_size=batch_size,
-        device=device,
-        inception_weights=inception_weights,
-        nearest=nearest,
-        nearest_out=nearest_out,
-        seed=seed,
-        fid=fid,
-        log=progress.log,
-    )
+    set_quiet(quiet)
+    console = stderr_console()
+    trained_on = None
+    if data is None and not demo:
+        run = RunDir.containing(ckpt)
+        if run is None:
+            raise UserError(f"{ckpt} is not in a run folder, so its training data is unknown; "
+                            "pass it: `animegan eval CKPT DATA`")
+        recorded, demo, trained_on = run.training_data()
+        data = None if recorded is None else Path(recorded)
+        console.log(f"comparing with the run's data: {recorded or f'--demo {demo}'}")
+    with progress_bars(console) as update:
+        result = evaluate(
+            RunDir.checkpoint_for(ckpt, need_full=False),
+            data,
+            demo=demo,
+            n=n,
+            batch_size=batch_size,
+            device=device,
+            inception_weights=inception_weights,
+            nearest=nearest,
+            nearest_out=nearest_out,
+            seed=seed,
+            fid=fid,
+            log=console.log,
+            progress=update,
+        )
+    if trained_on not in (None, result["dataset_fingerprint"]):
+        result["warnings"].append(f"{data} changed since the run trained on it (another "
+                                  "dataset fingerprint): the scores compare with today's images")
     if json_out:
         typer.echo(json.dumps(result, indent=2))
-    else:
+    elif not quiet:
         Console().print(result_table(result))
         if result["nearest"] and result["nearest"]["image"]:
             typer.echo(f"wrote {result['nearest']['image']} (sample | nearest training image)")
+
+
+@app.command()
+def export(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A run folder (its generator.safetensors) or a checkpoint (.safetensors) from "
+            "`animegan train`."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--out",
+            help="Folder to write: model.safetensors, config.json, README.md (the model card), "
+            "samples.png.",
+        ),
+    ],
+    license: Annotated[
+        str,
+        typer.Option(
+            help="Licence of the weights, as the Hub names it (mit, apache-2.0, cc-by-nc-4.0, "
+            "...): what the training images allow."
+        ),
+    ] = "other",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace -o when it exists and is not empty.")
+    ] = False,
+    push: Annotated[
+        str | None,
+        typer.Option(
+            metavar="REPO_ID",
+            help='Also upload the folder to this Hugging Face repository (OWNER/NAME); needs '
+            'pip install "animegan-cli[hub]" and a Hugging Face login.',
+        ),
+    ] = None,
+    quiet: Quiet = False,
+    json_out: JsonSummary = False,
+) -> None:
+    """Write a trained generator as a folder to share, laid out as a Hugging Face model.
+
+    Every command that takes a checkpoint takes the folder too.
+
+    Examples:
+      animegan export runs/faces -o faces-dcgan --license mit
+      animegan export runs/faces/checkpoints/best.safetensors -o faces-dcgan --push me/faces
+    """
+    from animegan_cli.export import export as run_export
+
+    summary = run_export(
+        source=source, out=out, license=license, overwrite=overwrite, push=push
+    )
+    uploaded = f"; uploaded to {summary.url}" if summary.url else ""
+    _report(
+        {"out": str(summary.out), "files": list(summary.files),
+         "checkpoint": str(summary.checkpoint), "url": summary.url},
+        f"wrote {summary.out} ({', '.join(summary.files)}) from {summary.checkpoint}{uploaded}",
+        json_out=json_out,
+        quiet=quiet,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

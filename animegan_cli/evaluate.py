@@ -17,12 +17,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from animegan_cli.data.packed import PackedDataset, is_dataset, open_dataset
+from animegan_cli.console import StagedProgressFn, stage
+from animegan_cli.data.packed import is_dataset, open_dataset
 from animegan_cli.errors import UserError
 from animegan_cli.images import format_for, make_grid, save_image
 from animegan_cli.metrics import METRICS, Metric, MetricInputs, inception, precision_recall
 from animegan_cli.sample import generate, latents, load_generator
+from animegan_cli.train import distributed as dist
 from animegan_cli.train.config import TrainConfig
+from animegan_cli.train.data import TrainData, load_data
 
 DEFAULT_SAMPLES = 10_000
 # Below this many samples FID's covariance is rank-deficient (2048-d features) and FID is
@@ -36,67 +39,69 @@ NEAREST_SHOWN = 8  # closest pairs listed in the result; all K go into the PNG
 _CHUNK_BYTES = 64 * 1024 * 1024  # nearest-neighbour search reads the training set in chunks
 
 
-def evaluate(ckpt_path: str | os.PathLike[str], data_path: str | os.PathLike[str],
-             n: int | None = None, batch_size: int = 64, device: str = "auto",
+def evaluate(ckpt_path: str | os.PathLike[str], data: str | os.PathLike[str] | None = None, *,
+             demo: int = 0, n: int | None = None, batch_size: int = 64, device: str = "auto",
              inception_weights: str | os.PathLike[str] | None = None, nearest: int = 0,
              nearest_out: str | os.PathLike[str] | None = None, seed: int = 0,
-             fid: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Score a checkpoint against a prepared dataset; a JSON-serialisable dict.
+             fid: bool = True, log: Callable[[str], None] | None = None,
+             progress: StagedProgressFn | None = None) -> dict[str, Any]:
+    """Score a checkpoint against its training images; a JSON-serialisable dict.
 
-    n samples (default min(10000, dataset size)) from latent seeds seed..seed+n-1. FID, KID,
-    precision and recall compare them with as many real images (fewer if the dataset is
-    smaller), whose features are cached beside the dataset. `fid=False` skips the Inception
-    network (slow on CPU) and with it every metric that needs it.
+    `data` is a prepared dataset or a folder of images (prepared into the same cache `train`
+    uses), or `demo` the number of built-in demo faces. n samples (default min(10000, dataset
+    size)) from latent seeds seed..seed+n-1. FID, KID, precision and recall compare them with
+    as many real images (fewer if the dataset is smaller), whose features are cached beside
+    the dataset. `fid=False` skips the Inception network (slow on CPU) and with it every
+    metric that needs it. `progress(stage, done, total)` while samples are generated and
+    features extracted.
     """
     say = log or (lambda _message: None)
     started = time.monotonic()
-    dataset = _open_prepared(Path(data_path))
     if batch_size < 1 or nearest < 0 or seed < 0:
         raise UserError("--batch-size must be at least 1; --nearest and --seed 0 or more")
     if nearest_out is not None:
         format_for(nearest_out)  # refuse a bad file name before minutes of scoring
     gen = load_generator(ckpt_path, device)
     size = gen.config.image_size
-    if dataset.images.shape[1:3] != (size, size):
-        raise UserError(f"{ckpt_path} draws {size}px images but {dataset.path} holds "
-                        f"{dataset.images.shape[2]}x{dataset.images.shape[1]} ones; prepare the "
-                        f"training images at the model's size: `animegan prepare SRC -o DATASET "
-                        f"--size {size}`")
-    count = min(DEFAULT_SAMPLES, len(dataset)) if n is None else n
+    dataset = _real_images(data, demo, size, ckpt_path)
+    count = min(DEFAULT_SAMPLES, len(dataset.images)) if n is None else n
     if count < 2 or nearest > count:
         raise UserError(f"-n must be at least 2 and at least --nearest ({nearest}); got {count}")
+    warnings = []
+    if count > len(dataset.images):
+        warnings.append(f"-n {count} is more than the {len(dataset.images)} training images: "
+                        f"every metric compares the samples with those {len(dataset.images)}")
+        say(f"warning: {warnings[-1]}")
     extractor, skipped = (inception.find_inception(inception_weights, gen.device) if fid
                           else (None, "turned off (--no-fid)"))
 
     say(f"generating {count} samples on {gen.device}")
     fake = np.concatenate(list(gen.generate(latents(range(seed, seed + count), gen.config.nz),
-                                            batch_size)))
+                                            batch_size, stage(progress, "generating"))))
     result: dict[str, Any] = {
-        "checkpoint": str(ckpt_path), "dataset": str(dataset.path),
-        "dataset_fingerprint": dataset.fingerprint, "dataset_images": len(dataset),
-        "image_size": size, "samples": count, "seed": seed, "warnings": [],
+        "checkpoint": str(ckpt_path), "dataset": dataset.description,
+        "dataset_fingerprint": dataset.fingerprint, "dataset_images": len(dataset.images),
+        "image_size": size, "samples": count, "seed": seed, "warnings": warnings,
     }
-    m = min(count, len(dataset), SWD_IMAGES)
-    real = dataset.images[inception.real_subset(len(dataset), m, seed)]
+    m = min(count, len(dataset.images), SWD_IMAGES)
+    real = dataset.images[inception.real_subset(len(dataset.images), m, seed)]
     real_stats = fake_features = None
     if extractor is not None:
-        real_count = min(count, len(dataset))
+        real_count = min(count, len(dataset.images))
         cache = inception.stats_cache_path(dataset, real_count)
         say(f"Inception features of {real_count} training images"
-            f"{' (cached)' if cache.exists() else f', cached in {cache}'}")
-        real_stats = inception.real_stats(dataset, extractor, count, batch_size)
+            + ("" if cache is None else " (cached)" if cache.exists() else f", cached in {cache}"))
+        real_stats = inception.real_stats(dataset, extractor, count, batch_size,
+                                          stage(progress, "Inception: training images"))
         say(f"Inception features of {count} samples")
-        fake_features = extractor.features(fake, batch_size)
+        fake_features = extractor.features(fake, batch_size, stage(progress, "Inception: samples"))
         if count < FID_MIN_SAMPLES:
-            result["warnings"].append(
+            warnings.append(
                 f"FID from {count} samples (< {FID_MIN_SAMPLES}) is biased upwards and not "
                 "comparable with published values; read KID, which is unbiased")
-        if real_count < count:
-            result["warnings"].append(f"the dataset has only {real_count} images: FID and KID "
-                                      f"compare {count} samples with {real_count} real images")
         k = precision_recall.neighbourhood(real_count, count)
         if k < precision_recall.NHOOD_SIZE:
-            result["warnings"].append(f"precision and recall from {min(real_count, count)} "
+            warnings.append(f"precision and recall from {min(real_count, count)} "
                                       f"images use the {k} nearest neighbours, not "
                                       f"{precision_recall.NHOOD_SIZE}: not comparable")
     inputs = MetricInputs(real, fake[:m], seed, gen.device, real_stats, fake_features)
@@ -230,17 +235,25 @@ def result_table(result: dict[str, Any]) -> Any:
     return table
 
 
-def _open_prepared(path: Path) -> PackedDataset:
-    if not path.exists():
-        raise UserError(f"{path} does not exist; pass the dataset folder written by "
-                        "`animegan prepare`")
-    if not is_dataset(path):
-        raise UserError(f"{path} is not a prepared dataset; run `animegan prepare {path} -o "
-                        "DATASET` first and pass DATASET")
-    return open_dataset(path)
+def _real_images(data: str | os.PathLike[str] | None, demo: int, size: int,
+                 ckpt_path: str | os.PathLike[str]) -> TrainData:
+    """The images to compare with, at the model's size: what `train` would train on."""
+    if demo < 0 or bool(data) == bool(demo):
+        raise UserError("pass either DATA (a prepared dataset or a folder of images) or "
+                        "--demo N, as the run was trained")
+    if data is not None and is_dataset(Path(data)):
+        dataset = open_dataset(Path(data))
+        if dataset.size != size:
+            raise UserError(f"{ckpt_path} draws {size}px images but {dataset.path} holds "
+                            f"{dataset.size}x{dataset.size} ones; prepare the training images "
+                            f"at the model's size: `animegan prepare SRC -o DATASET --size "
+                            f"{size}`, or pass the image folder itself")
+        return TrainData(dataset.images, dataset.fingerprint, str(dataset.path), dataset.path)
+    # A folder of images is prepared at the model's size into the cache `train` uses.
+    return load_data(None if data is None else str(data), demo, size, dist.DistInfo())
 
 
-def _nearest_report(dataset: PackedDataset, samples: np.ndarray, seed: int,
+def _nearest_report(dataset: TrainData, samples: np.ndarray, seed: int,
                     real_features: np.ndarray | None, fake_features: np.ndarray | None,
                     device: torch.device, out: Path | None) -> dict[str, Any]:
     """Nearest training image of each sample: in Inception space among the images FID used
@@ -248,16 +261,16 @@ def _nearest_report(dataset: PackedDataset, samples: np.ndarray, seed: int,
     k = len(samples)
     if real_features is not None and fake_features is not None:
         space = "inception"
-        index = inception.real_subset(len(dataset), len(real_features))
+        index = inception.real_subset(len(dataset.images), len(real_features))
         queries = torch.from_numpy(fake_features[:k]).float()
         refs = _chunks(torch.from_numpy(real_features).float(), lambda i: i)
         searched = len(real_features)
     else:
         space = "pixels"
-        index = np.arange(len(dataset))
+        index = np.arange(len(dataset.images))
         queries = _pixels(samples)
         refs = _chunks(dataset.images, _pixels)
-        searched = len(dataset)
+        searched = len(dataset.images)
     found = _nearest(queries.to(device), refs, device)
     # Exact distances of the winners, in float64: the search's |a|^2 + |b|^2 - 2ab loses
     # precision exactly where it matters, for near-copies.

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from animegan_cli.atomic import atomic_path
+from animegan_cli.console import ProgressFn
 from animegan_cli.errors import UserError, first_line
 from animegan_cli.run_dir import RunDir
 
@@ -138,13 +139,15 @@ def make_gif(source: Path, *, out: Path | None = None, fps: float = 2.0, loop: i
 
 
 def write_walk(gen: LoadedGenerator, *, walks: list[list[int]], steps: int, nrow: int, out: Path,
-               fps: float, loop: int, size: int | None) -> int:
-    """A seamless looping latent walk (or a grid of walks); returns the frame count."""
+               fps: float, loop: int, size: int | None,
+               progress: ProgressFn | None = None) -> int:
+    """A seamless looping latent walk (or a grid of walks); returns the frame count.
+    `progress(done, total)` while the frames are rendered."""
     from animegan_cli.sample import walk_frames
 
     _check_fps(fps)
     _animation_suffix(out)  # refused before any frame is rendered
-    frames = walk_frames(gen, walks, steps, nrow)
+    frames = walk_frames(gen, walks, steps, nrow, progress)
     if size:
         frames = [np.asarray(_fit(Image.fromarray(f), size)) for f in frames]
     write_animation(frames, out, fps, loop)

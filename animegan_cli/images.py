@@ -47,10 +47,12 @@ def format_for(path: str | os.PathLike[str]) -> str:
     return SUFFIXES[suffix]
 
 
-def save_image(array: np.ndarray, path: str | os.PathLike[str], fmt: str | None = None) -> None:
-    """Save an HxWx3 uint8 array atomically; the format follows the suffix unless given."""
+def save_image(array: np.ndarray, path: str | os.PathLike[str], fmt: str | None = None, *,
+               durable: bool = True) -> None:
+    """Save an HxWx3 uint8 array atomically; the format follows the suffix unless given.
+    durable=False: the caller fsyncs a batch of images at the end (atomic.sync_files)."""
     fmt = fmt or format_for(path)
     image = Image.fromarray(array, "RGB")
     options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=durable) as tmp:
         image.save(tmp, format=fmt, **options)

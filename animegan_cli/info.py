@@ -12,10 +12,12 @@ from animegan_cli import checkpoint
 def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     ckpt = checkpoint.open_checkpoint(path)
     prefix = checkpoint.generator_prefix(ckpt)
-    # Describe only what would load: every network's tensors must fit the architecture.
-    checkpoint.check_networks(ckpt, tuple(p for p in ("G", "G_ema", "D") if ckpt.has(p)))
+    # Describe only what would load: every network's tensors must fit the architecture. An
+    # export holds one generator, its tensors under their plain names (prefix "").
+    networks = tuple(p for p in ("G", "G_ema", "D") if ckpt.has(p)) if prefix else ("",)
+    checkpoint.check_networks(ckpt, networks)
     g_params, d_params = _parameters(ckpt, prefix), _parameters(ckpt, "D")
-    contents = sorted({name.split("/")[0] for name in ckpt.tensors})
+    contents = sorted({name.split("/")[0] for name in ckpt.tensors}) if prefix else ["generator"]
     train_config = ckpt.json("train_config")
     return {
         "path": str(ckpt.path),
@@ -43,5 +45,5 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
 def _parameters(ckpt: checkpoint.Checkpoint, prefix: str) -> int:
     """Learned values under `prefix`: BatchNorm statistics and spectral-norm vectors excluded."""
     buffers = ("running_mean", "running_var", "num_batches_tracked", "._u", "._v")
-    return sum(math.prod(info.shape) for name, info in ckpt.tensors.items()
-               if name.startswith(prefix + "/") and not name.endswith(buffers))
+    return sum(math.prod(info.shape) for name, info in ckpt.network(prefix).items()
+               if not name.endswith(buffers))

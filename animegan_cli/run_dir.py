@@ -16,12 +16,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from animegan_cli.errors import UserError
 
+# The weights of an `animegan export` folder (export.py), which checkpoint_for accepts too.
+EXPORT_MODEL = "model.safetensors"
 _PERIODIC = re.compile(r"(epoch_\d{4,}|step_\d{7,})\.safetensors")
 _EPOCH_GRID = re.compile(r"epoch_(\d{4,})\.png")
 
@@ -95,6 +98,30 @@ class RunDir:
             return []
         return sorted(p for p in self.checkpoints.iterdir() if _PERIODIC.fullmatch(p.name))
 
+    @staticmethod
+    def containing(path: Path) -> RunDir | None:
+        """The run a folder or checkpoint belongs to (RUN, RUN/generator.safetensors,
+        RUN/checkpoints/*.safetensors), if it is one: the folder with the config.json."""
+        for folder in (path, path.parent, path.parent.parent):
+            if (folder / "config.json").is_file() and (folder / "checkpoints").is_dir():
+                return RunDir(folder)
+        return None
+
+    def training_data(self) -> tuple[str | None, int, str | None]:
+        """(DATA, --demo N, dataset fingerprint) the run trained on, from its config.json."""
+        try:
+            record = json.loads(self.config.read_text(encoding="utf-8"))
+            data, demo, fingerprint = (record.get("data"), record.get("demo") or 0,
+                                       record.get("dataset_fingerprint"))
+        except (OSError, ValueError, AttributeError):
+            data, demo, fingerprint = None, 0, None
+        # The file may have been edited: only values of the types training wrote are used.
+        if not (isinstance(data, str) or (isinstance(demo, int) and demo > 0)):
+            raise UserError(f"{self.config} does not say what the run trained on; pass the "
+                            "dataset: `animegan eval RUN DATA`")
+        return (data if isinstance(data, str) else None, demo if not isinstance(data, str) else 0,
+                fingerprint if isinstance(fingerprint, str) else None)
+
     def create(self) -> None:
         """Make the run's folders, drop files a kill left half-written, check it is writable."""
         try:
@@ -113,9 +140,13 @@ class RunDir:
     def checkpoint_for(path: Path, *, need_full: bool) -> Path:
         """The checkpoint a command reads when handed `path`: a file as it is; for a run folder,
         its full checkpoint (last) when the command needs the discriminator or the training
-        state (`need_full`), else the sampling generator, what `sample` and `eval` score."""
+        state (`need_full`), else the sampling generator, what `sample` and `eval` score; for an
+        export folder, its model, whatever the command needs: there is nothing else, and a
+        command that needs D says so when it finds none in the file."""
         if not path.is_dir():
             return path  # a checkpoint file: opening it explains a missing or unusable one
+        if (path / EXPORT_MODEL).is_file():
+            return path / EXPORT_MODEL
         run = RunDir(path)
         ckpt = run.last if need_full else run.generator
         if not ckpt.is_file():

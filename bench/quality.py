@@ -59,15 +59,16 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-# pytorch/examples/dcgan's settings: the preset of `animegan train --recipe canonical`.
-CANONICAL = ["--recipe", "canonical"]
+# pytorch/examples/dcgan's settings: the preset of `animegan train --recipe canonical`, in fp32
+# as main.py runs (animegan's --precision auto may pick bf16 autocast on CPUs with native bf16).
+CANONICAL = ["--recipe", "canonical", "--precision", "fp32"]
 # Every recipe pins the networks (a recipe may change --arch, which comes later on the command
 # line and wins), so otherwise only the training recipe differs between rows.
 NETWORKS = ["--arch", "dcgan", "--image-size", "64", "--nz", "100", "--ngf", "64", "--ndf", "64"]
@@ -112,6 +113,10 @@ RECIPES: dict[str, list[str]] = {
     "defaults-mirror": _with([], mirror=None),
     "ada": _with([], ada_target="0.6"),
     "r1": _with([], r1_gamma="1"),
+    "fp32": _with([], precision="fp32"),
+    "bf16": _with([], precision="bf16"),
+    "bf16-b16": _with([], precision="bf16", batch_size="16"),
+    "bf16-b32": _with([], precision="bf16", batch_size="32"),
     "r1-01": _with([], r1_gamma="0.1"),
     "resize": _with([], arch="resize"),
     "ada-r1": _with([], ada_target="0.6", r1_gamma="1"),
@@ -263,13 +268,30 @@ def batch_size_of(run: Path) -> int:
     return int(json.loads(RunDir(run).config.read_text())["config"]["batch_size"])
 
 
-def run_key(recipe: list[str]) -> str:
-    """Short hash of the recipe and the package's defaults under it: a run folder is reused
-    only for the same effective settings, so changing a default retrains "defaults"."""
-    from animegan_cli.train.config import TrainConfig
+def run_key(recipe: list[str], device: str = "cpu") -> str:
+    """Short hash of the settings `recipe` trains with (the package's defaults under its
+    options, --precision auto resolved for `device`): a run folder is reused only for the same
+    effective settings, so changing a default retrains "defaults", and a recipe that spells out
+    what later became the default keeps its runs."""
+    import torch
 
-    text = json.dumps([recipe, TrainConfig().to_json()])
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
+    from animegan_cli.device import resolve_precision
+    from animegan_cli.train.config import TrainConfig, resolve
+
+    defaults, options, args = TrainConfig(), {}, [*NETWORKS, *recipe]
+    while args:
+        name = args.pop(0)[2:].replace("-", "_")
+        if name.startswith("no_") and not hasattr(defaults, name):
+            options[name[3:]] = False
+        elif isinstance(getattr(defaults, name), bool):
+            options[name] = True
+        else:
+            kind = float if isinstance(getattr(defaults, name), float) else \
+                int if name in ("ngf", "ndf") or isinstance(getattr(defaults, name), int) else str
+            options[name] = kind(args.pop(0))
+    config = resolve(options)
+    config = replace(config, precision=resolve_precision(config.precision, torch.device(device)))
+    return hashlib.sha256(config.to_json().encode()).hexdigest()[:8]
 
 
 def checkpoint_step(run: Path) -> int | None:
@@ -294,8 +316,8 @@ class Bench:
     # -- folders and per-cell state
 
     def run_dir(self, cell: Cell) -> Path:
-        key = run_key(RECIPES[cell.recipe])
-        folder = f"{cell.recipe}-{cell.budget}-s{cell.seed}-{key}"
+        key = run_key(RECIPES[cell.recipe], self.args.device)
+        folder = f"{key}-{cell.budget}-s{cell.seed}"  # by what trains, not by the recipe's name
         return self.args.workdir / "runs" / cell.set / folder
 
     def log(self, cell: Cell) -> Path:
@@ -343,7 +365,8 @@ class Bench:
         capped = state["stopped_by_budget"]
         entry = {"epochs_cpu_s": None if capped else state["cpu_s"],
                  "capped_at": cap if capped else None, "threads": self.threads,
-                 "canonical_key": run_key(CANONICAL), "date": time.strftime("%Y-%m-%d %H:%M")}
+                 "canonical_key": run_key(CANONICAL, self.args.device),
+                 "date": time.strftime("%Y-%m-%d %H:%M")}
         with LOCK:
             self.budgets[name] = entry
             self.budgets_file.write_text(json.dumps(self.budgets, indent=1))
@@ -600,6 +623,11 @@ def main() -> None:
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
         parser.error(f"unknown recipes {unknown}; choose from {', '.join(RECIPES)}")
+    keys: dict[str, str] = {}
+    for name in names:  # two names for one setting would share (and race for) a run folder
+        twin = keys.setdefault(run_key(RECIPES[name], args.device), name)
+        if twin != name:
+            parser.error(f"recipes {twin} and {name} train the same settings; pass one")
     try:
         sources = parse_sets(args.sets)
         args.seed_list = [int(s) for s in args.seeds.split(",")]

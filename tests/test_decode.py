@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest_torture import (
+    BAD_NAME,
     BAD_NAME_REL,
     DUPLICATE_GROUPS,
     LINKED_DUPLICATES,
@@ -35,7 +36,7 @@ from animegan_cli.data.decode import (
     parse_color,
     pixel_hash,
 )
-from animegan_cli.data.scan import Candidate, scan
+from animegan_cli.data.scan import Candidate, manifest_path, scan
 
 # Feeding damaged files on purpose: Pillow's UserWarnings about them (corrupt EXIF, short
 # reads) are expected noise here.
@@ -121,13 +122,15 @@ def test_exactly_the_listed_duplicates_share_pixels(outcomes):
     assert shared == sorted([*DUPLICATE_GROUPS, LINKED_DUPLICATES])
 
 
-def test_bad_filename_is_reported_printably(torture, outcomes):
+def test_a_name_that_is_not_utf8_is_kept_and_written_down_reversibly(torture, outcomes):
     _, expected = torture
     if BAD_NAME_REL not in expected:
         pytest.skip("this file system refused a non-UTF-8 name")
-    _, reason, detail = outcomes[BAD_NAME_REL]
-    assert reason == "bad_filename" and "\\xff" in detail
-    BAD_NAME_REL.encode("utf-8")  # the reported rel is safe to print and to write to JSON
+    assert outcomes[BAD_NAME_REL][1] is None
+    entry = manifest_path(BAD_NAME_REL)
+    assert entry["path"] == "names/bad_\\xffname.png"  # readable, and encodable as UTF-8
+    assert bytes.fromhex(entry["path_bytes"]) == b"names/" + BAD_NAME  # exact
+    assert manifest_path("good/ünïcödé 画像.png") == {"path": "good/ünïcödé 画像.png"}
 
 
 # --- scan ------------------------------------------------------------------------------------

@@ -27,13 +27,34 @@ def test_eval_reports_swd_as_json_and_finds_neighbours(tiny_run: Path, tmp_path:
         assert im.width > im.height  # sample | neighbour side by side
 
 
-def test_eval_table_and_errors(tiny_run: Path, tmp_path: Path) -> None:
+def test_eval_takes_a_folder_of_images_and_refuses_a_size_mismatch(tiny_run: Path,
+                                                                   tmp_path: Path) -> None:
     write_faces(tmp_path / "src", 12)
-    table = run_cli("eval", tiny_run / "generator.safetensors", tmp_path / "src", "--no-fid")
-    assert_user_error(table, "animegan prepare")
+    raw = run_cli("eval", tiny_run / "generator.safetensors", tmp_path / "src", "--no-fid",
+                  "-n", "8", "--json")
+    assert raw.code == 0, raw  # prepared at the model's 32 px into the cache train uses
+    assert json.loads(raw.stdout)["dataset_images"] == 12
     assert run_cli("prepare", tmp_path / "src", "-o", tmp_path / "ds64").code == 0
     assert_user_error(run_cli("eval", tiny_run / "generator.safetensors", tmp_path / "ds64",
                               "--no-fid"), "--size 32")
+
+
+def test_eval_takes_the_runs_own_data_and_warns_past_its_size(tiny_run: Path,
+                                                              tmp_path: Path) -> None:
+    # tiny_run trained on `--demo 64`: without DATA, eval compares with those 64 faces.
+    result = run_cli("eval", tiny_run, "-n", "80", "--no-fid", "--json")
+    assert result.code == 0, result
+    report = json.loads(result.stdout)
+    assert report["dataset"] == "64 built-in demo faces" and report["dataset_images"] == 64
+    assert any("-n 80 is more than the 64 training images" in w for w in report["warnings"])
+    assert "comparing with the run's data: --demo 64" in result.stderr
+    assert "warning: -n 80" in result.stderr  # said at the start, not only at the end
+    best = run_cli("eval", tiny_run / "checkpoints" / "last.safetensors", "-n", "8", "--no-fid",
+                   "--json")
+    assert best.code == 0 and json.loads(best.stdout)["dataset_images"] == 64, best
+    (tmp_path / "g.safetensors").write_bytes((tiny_run / "generator.safetensors").read_bytes())
+    assert_user_error(run_cli("eval", tmp_path / "g.safetensors", "--no-fid"),
+                      "not in a run folder", "animegan eval CKPT DATA")
 
 
 @pytest.mark.skipif(inception.installed_inception_weights() is None,

@@ -485,7 +485,7 @@ class _PixelStats:
         self.sha256 = id
         self.calls = 0
 
-    def features(self, images, batch_size: int = 64) -> np.ndarray:
+    def features(self, images, batch_size: int = 64, progress=None) -> np.ndarray:
         self.calls += 1
         batches = [images] if isinstance(images, np.ndarray) else list(images)
         x = np.concatenate(batches).astype(np.float64)
@@ -679,10 +679,7 @@ def test_evaluate_with_the_real_inception(ckpt, prepared):
     assert any("from 3 images use the 2 nearest neighbours" in w for w in result["warnings"])
 
 
-def test_evaluate_refuses_a_raw_folder_and_a_size_mismatch(ckpt, tmp_path):
-    write_faces(tmp_path / "raw", 3)
-    with pytest.raises(UserError, match="animegan prepare"):
-        evaluate(ckpt, tmp_path / "raw")
+def test_evaluate_refuses_a_missing_folder_and_a_size_mismatch(ckpt, tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         evaluate(ckpt, tmp_path / "nowhere")
     big = _dataset(tmp_path / "ds64", demo_array(4, 64))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -16,7 +17,11 @@ from conftest import TINY, assert_user_error, make_rgba_png, run_cli, write_face
 from conftest_torture import DUPLICATE_GROUPS, LINKED_DUPLICATES, build_torture_folder
 from PIL import Image
 
+from animegan_cli.data.decode import DecodeOptions
 from animegan_cli.data.packed import FORMAT, IMAGES_FILE, MANIFEST_FILE, VERSION, open_dataset
+from animegan_cli.data.prepare import PrepareOptions, prepare
+from animegan_cli.data.scan import printable
+from animegan_cli.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +41,15 @@ def test_torture_folder_keeps_exactly_the_good_images(torture, tmp_path: Path) -
     assert result.code == 0, result
     m = manifest(tmp_path / "ds")
     kept = sorted(entry["path"] for entry in m["images"])
-    assert kept == sorted(rel for rel, reason in expected.items() if reason is None)
+    assert kept == sorted(printable(rel) for rel, reason in expected.items() if reason is None)
     skipped = {entry["path"]: entry["reason"] for entry in m["skipped"]}
-    assert skipped == {rel: reason for rel, reason in expected.items() if reason is not None}
+    assert skipped == {printable(rel): reason for rel, reason in expected.items()
+                       if reason is not None}
     assert m["counts"]["kept"] == len(kept)
     assert sum(m["counts"]["skipped"].values()) == len(skipped)
     for reason in set(skipped.values()):
         assert reason in m["reasons"]  # a human explanation for every reason used
-    assert "skipped" in result.stderr and "bomb" in result.stderr
+    assert "skipped" in result.stdout and "bomb" in result.stdout
     ds = open_dataset(tmp_path / "ds")
     assert ds.images.shape == (len(kept), 32, 32, 3)
     # ... and the result trains.
@@ -93,12 +99,35 @@ def test_rerun_with_nothing_changed_does_no_work(tmp_path: Path) -> None:
     images = tmp_path / "ds" / IMAGES_FILE
     stamp = images.stat().st_mtime_ns
     again = run_cli("prepare", tmp_path / "src", "-o", tmp_path / "ds", "--size", "32")
-    assert again.code == 0 and "up to date" in again.stderr, again
+    assert again.code == 0 and "up to date" in again.stdout, again
     assert images.stat().st_mtime_ns == stamp
-    # Other options mean other pixels: that is work again.
-    other = run_cli("prepare", tmp_path / "src", "-o", tmp_path / "ds", "--size", "64")
-    assert other.code == 0 and "up to date" not in other.stderr
-    assert open_dataset(tmp_path / "ds").size == 64
+    # The same command after the folder changed brings the dataset up to date.
+    write_faces(tmp_path / "src", 1, start=10)
+    updated = run_cli("prepare", tmp_path / "src", "-o", tmp_path / "ds", "--size", "32")
+    assert updated.code == 0 and "replaced the old dataset" in updated.stdout, updated
+    assert len(open_dataset(tmp_path / "ds")) == 11
+
+
+def test_another_dataset_is_replaced_only_with_overwrite(tmp_path: Path) -> None:
+    src, other, ds = tmp_path / "src", tmp_path / "other", tmp_path / "ds"
+    write_faces(src, 10)
+    write_faces(other, 4)
+    assert run_cli("prepare", src, "-o", ds, "--size", "32").code == 0
+    before = (ds / MANIFEST_FILE).read_bytes()
+    assert_user_error(run_cli("prepare", src, "-o", ds, "--size", "64"),
+                      "size 32 (now 64)", "pass --overwrite")
+    assert_user_error(run_cli("prepare", other, "-o", ds, "--size", "32"),
+                      f"from {src.resolve()}", "pass --overwrite")
+    assert (ds / MANIFEST_FILE).read_bytes() == before
+    replaced = run_cli("prepare", other, "-o", ds, "--size", "64", "--overwrite")
+    assert replaced.code == 0 and "replaced the old dataset" in replaced.stdout, replaced
+    assert (len(open_dataset(ds)), open_dataset(ds).size) == (4, 64)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # none aside
+    # A damaged dataset cannot tell where it came from: replacing it needs --overwrite too.
+    (ds / MANIFEST_FILE).write_text("{")
+    with pytest.raises(UserError, match="damaged.*pass --overwrite"):
+        prepare(other, ds, PrepareOptions(DecodeOptions(size=64)))
+    assert prepare(other, ds, PrepareOptions(DecodeOptions(size=64)), overwrite=True).replaced
 
 
 def test_manifest_and_preview(tmp_path: Path) -> None:
@@ -119,7 +148,9 @@ def test_output_must_not_clobber_other_things(tmp_path: Path) -> None:
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.txt").write_text("years of work")
-    assert_user_error(run_cli("prepare", tmp_path / "src", "-o", precious), "not an animegan")
+    for overwrite in ([], ["--overwrite"]):  # --overwrite replaces datasets, nothing else
+        assert_user_error(run_cli("prepare", tmp_path / "src", "-o", precious, *overwrite),
+                          "not an animegan")
     assert (precious / "thesis.txt").read_text() == "years of work"
     assert_user_error(run_cli("prepare", tmp_path / "src", "-o", tmp_path / "src" / "out"),
                       "inside the source")
@@ -147,6 +178,49 @@ def test_interrupted_prepare_leaves_no_dataset(tmp_path: Path) -> None:
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     assert "Traceback" not in err
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize(("umask", "folder_mode", "file_mode"),
+                         [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)],
+                         ids=["umask-022", "umask-077"])
+def test_a_dataset_has_the_permissions_the_umask_gives(tmp_path: Path, umask: int,
+                                                       folder_mode: int, file_mode: int) -> None:
+    """Not mkdtemp's 0700: a dataset shared with other users must be readable by them."""
+    write_faces(tmp_path / "src", 3)
+    previous = os.umask(umask)
+    try:
+        prepare(tmp_path / "src", tmp_path / "ds", PrepareOptions(DecodeOptions(size=32)))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "ds").stat().st_mode) == folder_mode
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "ds").iterdir()}
+    assert modes == dict.fromkeys([IMAGES_FILE, MANIFEST_FILE, "preview.png"], file_mode)
+
+
+def test_an_image_whose_name_is_not_utf8_is_kept(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write_faces(src, 2)
+    cafe, broken = b"caf\xe9.png", b"bro\xefken.jpg"  # Latin-1, not UTF-8
+    try:
+        os.rename(src / "face_001.png", os.path.join(os.fsencode(src), cafe))
+        with open(os.path.join(os.fsencode(src), broken), "wb") as f:
+            f.write(b"not a JPEG at all")
+    except OSError:
+        pytest.skip("this file system refuses names that are not UTF-8")
+    result = run_cli("prepare", src, "-o", tmp_path / "ds", "--size", "32")
+    assert result.code == 0, result
+    m = json.loads((tmp_path / "ds" / MANIFEST_FILE).read_bytes().decode("utf-8"))
+    # Every string is real Unicode: no lone surrogates written as "\udce9" escapes.
+    json.dumps(m, ensure_ascii=False).encode("utf-8")
+    assert m["count"] == len(open_dataset(tmp_path / "ds")) == 2
+    kept = {e["path"]: bytes.fromhex(e["path_bytes"]) for e in m["images"] if "path_bytes" in e}
+    assert kept == {"caf\\xe9.png": cafe}
+    [skip] = m["skipped"]
+    assert (skip["path"], bytes.fromhex(skip["path_bytes"]), skip["reason"]) == (
+        "bro\\xefken.jpg", broken, "not_image")
+    again = run_cli("prepare", src, "-o", tmp_path / "ds", "--size", "32")
+    assert again.code == 0 and "up to date" in again.stdout, again
 
 
 def test_loading_a_large_dataset_is_lazy_and_fast(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -11,9 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY, assert_user_error, run_cli, write_faces
+from PIL import Image
 from safetensors import safe_open
 
 from animegan_cli.checkpoint import open_checkpoint
@@ -388,10 +391,33 @@ def test_compile_trains_and_saves_plain_weights(tmp_path: Path) -> None:
     assert resumed.code == 0 and "resuming at step 2" in resumed.stderr, resumed
 
 
-def test_tensorboard_logging(tmp_path: Path) -> None:
+def test_tensorboard_logs_the_metrics_and_each_epoch_grid(tmp_path: Path) -> None:
     pytest.importorskip("tensorboard", reason="the optional 'tensorboard' extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     run = tmp_path / "run"
-    result = run_cli("train", "--demo", "32", "--epochs", "1", *TINY, "--tensorboard",
+    result = run_cli("train", "--demo", "32", "--epochs", "2", *TINY, "--tensorboard",
                      "--out", run)
     assert result.code == 0, result
-    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert {"loss_d", "loss_g", "diversity"} <= set(events.Tags()["scalars"])
+    grids = events.Images("samples")
+    assert [grid.step for grid in grids] == [2, 4]  # 32 images, batch 16: 2 steps an epoch
+    # ... and each is the grid samples/ holds for that epoch, pixel for pixel.
+    with Image.open(io.BytesIO(grids[-1].encoded_image_string)) as logged, \
+            Image.open(run / "samples" / "epoch_0002.png") as saved:
+        assert (grids[-1].width, grids[-1].height) == logged.size == saved.size
+        assert np.array_equal(np.asarray(logged.convert("RGB")), np.asarray(saved.convert("RGB")))
+
+
+def test_tensorboard_missing_is_refused_before_the_run_folder_exists(tmp_path: Path) -> None:
+    shim = tmp_path / "shim"  # first on the path: `import tensorboard` fails as when missing
+    (shim / "tensorboard").mkdir(parents=True)
+    (shim / "tensorboard" / "__init__.py").write_text(
+        "raise ImportError('No module named tensorboard')\n")
+    path = os.pathsep.join(filter(None, [str(shim), os.environ.get("PYTHONPATH")]))
+    result = run_cli("train", "--demo", "32", "--epochs", "1", *TINY, "--tensorboard",
+                     "--out", tmp_path / "run", env={"PYTHONPATH": path})
+    assert_user_error(result, "--tensorboard needs the tensorboard package", "pip install")
+    assert not (tmp_path / "run").exists()

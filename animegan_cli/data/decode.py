@@ -37,7 +37,6 @@ REASONS: dict[str, str] = {
     "bomb": "the image is too large to decode safely (decompression bomb guard)",
     "broken_symlink": "a symbolic link whose target does not exist",
     "symlink_loop": "a symbolic link that leads back to a folder that was already scanned",
-    "bad_filename": "the file name is not valid UTF-8",
     "duplicate": "the same pixels as an image kept earlier",
     "unsupported": "an image format or file type this tool does not read "
     "(it reads JPEG, PNG, WebP, BMP, GIF and TIFF)",

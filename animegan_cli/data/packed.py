@@ -14,19 +14,17 @@ renamed into place only when complete, so a reader can never see a partial one.
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from animegan_cli.atomic import disk_error, write_bytes
+from animegan_cli.atomic import disk_error, replace_folder, temp_folder, write_bytes
 from animegan_cli.errors import UserError, first_line
 
 FORMAT = "animegan-dataset"
@@ -118,12 +116,10 @@ class DatasetWriter:
         self.previews: list[np.ndarray] = []
         self._hash = hashlib.sha256()
         _check_target(self.out)
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        # Left by a killed earlier run (never readable as a dataset: hidden, no manifest swap).
-        for stale in self.out.parent.glob(f".{glob.escape(self.out.name)}.*.partial"):
-            shutil.rmtree(stale, ignore_errors=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".partial",
-                                         dir=self.out.parent))
+        try:
+            self.tmp = temp_folder(self.out)
+        except OSError as exc:
+            raise disk_error(exc, self.out) from exc
         # A 1 MB buffer: one write call per ~85 images at 64 px instead of one per image.
         self._file = open(self.tmp / IMAGES_FILE, "wb", buffering=1 << 20)  # noqa: SIM115
 
@@ -143,7 +139,8 @@ class DatasetWriter:
         self.count += 1
 
     def commit(self, manifest: dict[str, Any], preview_png: bytes | None) -> None:
-        """Finish the files, then replace any previous dataset at `out` in two renames."""
+        """Finish the files, then replace any previous dataset at `out` (removed only once
+        the new one is in its place)."""
         try:
             self._file.flush()
             os.fsync(self._file.fileno())
@@ -155,16 +152,10 @@ class DatasetWriter:
             if preview_png is not None:
                 write_bytes(self.tmp / PREVIEW_FILE, preview_png)
             write_bytes(self.tmp / MANIFEST_FILE, json.dumps(manifest, indent=1).encode())
+            replace_folder(self.tmp, self.out)
         except OSError as exc:
             self.abort()
             raise disk_error(exc, self.out) from exc
-        old = None
-        if self.out.exists():
-            old = self.out.with_name(f".{self.out.name}.{os.getpid()}.old")
-            os.replace(self.out, old)
-        os.replace(self.tmp, self.out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:
         with contextlib.suppress(OSError):

@@ -8,7 +8,6 @@ for it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -27,7 +26,7 @@ from animegan_cli import __version__
 from animegan_cli.data.decode import REASONS, DecodeOptions, Result, decode_file, pixel_hash
 from animegan_cli.data.packed import DatasetWriter, is_dataset, read_manifest
 from animegan_cli.data.pool import decode_in_order
-from animegan_cli.data.scan import Candidate, scan
+from animegan_cli.data.scan import Candidate, manifest_path, printable, scan
 from animegan_cli.errors import UserError
 from animegan_cli.images import make_grid
 
@@ -56,18 +55,28 @@ class PrepareResult:
     skipped: Counter[str]
     up_to_date: bool
     seconds: float
+    replaced: bool = False  # a previous dataset at `out` gave way to this one
 
 
 def source_signature(candidates: list[Candidate], options: PrepareOptions) -> str:
     """What the output depends on, from stat calls alone: a re-run can skip decoding entirely."""
     h = hashlib.sha256(json.dumps(options.as_dict(), sort_keys=True).encode())
     for c in candidates:
-        h.update(f"{c.rel}\0{c.size}\0{c.mtime_ns}\n".encode())
+        h.update(os.fsencode(c.rel) + f"\0{c.size}\0{c.mtime_ns}\n".encode())
     return h.hexdigest()
 
 
 def prepare(src: str | os.PathLike[str], out: str | os.PathLike[str],
-            options: PrepareOptions, progress: Progress | None = None) -> PrepareResult:
+            options: PrepareOptions, progress: Progress | None = None, *,
+            overwrite: bool = False) -> PrepareResult:
+    """Pack the images under `src` into the dataset folder `out`.
+
+    A dataset already at `out` that was made from the same folder with the same options is
+    left alone when nothing changed there, and brought up to date when something did: that is
+    what running the same command again asks for. Any other dataset there (another folder,
+    other options, or one too damaged to tell) is replaced only with `overwrite`; anything else
+    there is never replaced (DatasetWriter).
+    """
     start = time.perf_counter()
     src, out = Path(src), Path(out)
     if not src.is_dir():
@@ -76,21 +85,19 @@ def prepare(src: str | os.PathLike[str], out: str | os.PathLike[str],
     if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
         raise UserError(f"the output {out} is inside the source folder {src}; "
                         "put it elsewhere so it is not scanned as input")
+    root = printable(str(src.resolve()))
+    replacing = is_dataset(out)
+    old = _previous_dataset(out, root, options, overwrite) if replacing else None
     candidates, skips = scan(src)
     signature = source_signature(candidates, options)
-    if is_dataset(out):
-        # A damaged old dataset is simply rebuilt, not reported.
-        with contextlib.suppress(UserError, KeyError, TypeError, AttributeError):
-            old = read_manifest(out)
-            if old.get("source", {}).get("signature") == signature:
-                counts = Counter(old.get("counts", {}).get("skipped", {}))
-                return PrepareResult(out, old["count"], counts, True,
-                                     time.perf_counter() - start)
+    if old is not None and _section(old, "source").get("signature") == signature:
+        counts = Counter(_section(_section(old, "counts"), "skipped"))
+        return PrepareResult(out, old["count"], counts, True, time.perf_counter() - start)
 
     skipped: list[dict[str, str]] = [
-        {"path": s.rel, "reason": s.reason, "detail": s.detail} for s in skips]
+        {**manifest_path(s.rel), "reason": s.reason, "detail": s.detail} for s in skips]
     kept: list[dict[str, str]] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = {}  # pixel hash -> the printable path of the first image with it
     writer = DatasetWriter(out, options.decode.size)
     try:
         done = 0
@@ -99,18 +106,19 @@ def prepare(src: str | os.PathLike[str], out: str | os.PathLike[str],
             if progress:
                 progress(done, len(candidates))
             if array is None:
-                skipped.append({"path": cand.rel, "reason": reason or "corrupt", "detail": detail})
+                skipped.append({**manifest_path(cand.rel), "reason": reason or "corrupt",
+                                "detail": detail})
                 continue
             digest = pixel_hash(array)
             if options.dedupe and digest in seen:
-                skipped.append({"path": cand.rel, "reason": "duplicate",
+                skipped.append({**manifest_path(cand.rel), "reason": "duplicate",
                                 "detail": f"same pixels as {seen[digest]}"})
                 continue
-            seen.setdefault(digest, cand.rel)
+            seen.setdefault(digest, printable(cand.rel))
             if options.limit is not None and len(kept) >= options.limit:
                 break
             writer.append(array)
-            kept.append({"path": cand.rel, "hash": digest})
+            kept.append({**manifest_path(cand.rel), "hash": digest})
         if not kept:
             raise UserError(f"no usable images found in {src} ({len(skipped)} files skipped); "
                             "point prepare at a folder of JPEG, PNG, WebP, BMP, GIF or TIFF files")
@@ -119,7 +127,7 @@ def prepare(src: str | os.PathLike[str], out: str | os.PathLike[str],
             # No timestamp: the same folder and options must give byte-identical output.
             "tool_version": __version__,
             "options": options.as_dict(),
-            "source": {"root": str(src.resolve()), "signature": signature},
+            "source": {"root": root, "signature": signature},
             "counts": {"scanned": len(candidates) + len(skips), "kept": len(kept),
                        "skipped": dict(sorted(counts.items()))},
             "reasons": {k: REASONS[k] for k in sorted(counts) if k in REASONS},
@@ -131,7 +139,58 @@ def prepare(src: str | os.PathLike[str], out: str | os.PathLike[str],
     except BaseException:
         writer.abort()
         raise
-    return PrepareResult(out, len(kept), counts, False, time.perf_counter() - start)
+    return PrepareResult(out, len(kept), counts, False, time.perf_counter() - start,
+                         replaced=replacing)
+
+
+def _previous_dataset(out: Path, root: str, options: PrepareOptions, overwrite: bool
+                      ) -> dict[str, Any] | None:
+    """The manifest of the dataset at `out` when this call may keep it if nothing changed;
+    None when it is to be replaced whatever the source holds now.
+
+    Refused here, before any work: replacing a dataset made from another folder or with other
+    options, or one too damaged to tell, without `overwrite`.
+    """
+    try:
+        old = read_manifest(out)
+    except UserError:
+        if overwrite:
+            return None
+        raise UserError(f"{out} holds a damaged animegan dataset; pass --overwrite to replace "
+                        "it, or choose another -o") from None
+    differences = _differences(old, root, options)
+    if not differences:
+        return old
+    if overwrite:
+        return None
+    raise UserError(f"{out} already holds a dataset prepared {differences}; pass --overwrite "
+                    "to replace it, or choose another -o")
+
+
+def _differences(old: dict[str, Any], root: str, options: PrepareOptions) -> str:
+    """How the dataset of manifest `old` was made otherwise than `root` and `options` ask, in
+    words ("" when it was not)."""
+    words = []
+    old_root = _section(old, "source").get("root")
+    if old_root != root:
+        words.append(f"from {old_root}" if isinstance(old_root, str) else "from another folder")
+    was = _section(old, "options")
+    asked = json.loads(json.dumps(options.as_dict()))  # as a manifest holds them: no tuples
+    changed = [f"{key} {_shown(was.get(key))} (now {_shown(value)})"
+               for key, value in asked.items() if was.get(key) != value]
+    if changed:
+        words.append(f"with {', '.join(changed)}")
+    return " ".join(words)
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else json.dumps(value)
+
+
+def _section(record: dict[str, Any], key: str) -> dict[str, Any]:
+    """record[key] when it is an object; {} otherwise (a manifest from another version)."""
+    value = record.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _decode_all(candidates: list[Candidate], options: PrepareOptions

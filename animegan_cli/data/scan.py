@@ -4,9 +4,10 @@ Content, not extension, decides what is an image (decode.py), so every regular n
 a candidate. The walk only uses stat calls: it must stay cheap on folders of 100k files, and its
 result feeds the re-run signature of `prepare`.
 
-Hostile trees are expected: symlink loops, broken links, unreadable folders, names that are not
-UTF-8, nesting deeper than Python's recursion limit. None of them stop the scan; each becomes a
-`Skip` with a reason code from `decode.REASONS`.
+Hostile trees are expected: symlink loops, broken links, unreadable folders, nesting deeper than
+Python's recursion limit. None of them stop the scan; each becomes a `Skip` with a reason code
+from `decode.REASONS`. A name that is not UTF-8 is only a name: its file is scanned like any
+other, and `manifest_path` says how to write it down.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ class Candidate:
     """A regular, non-empty file to hand to the decoder."""
 
     path: str  # path to open: the root as given joined with the entry names
-    rel: str  # path relative to the root, '/'-separated; what the manifest shows
+    # Path relative to the root, '/'-separated, as os.fsdecode gives it: exact, so bytes that
+    # are not UTF-8 are lone surrogates. Written down through `manifest_path`.
+    rel: str
     size: int  # st_size
     mtime_ns: int
 
@@ -32,7 +35,7 @@ class Candidate:
 class Skip:
     """An entry the scan already knows is unusable."""
 
-    rel: str  # '/'-separated; undecodable bytes shown as backslash escapes
+    rel: str  # as Candidate.rel
     reason: str  # a key of decode.REASONS
     detail: str = ""
 
@@ -83,10 +86,6 @@ def scan(root: str | os.PathLike[str]) -> tuple[list[Candidate], list[Skip]]:
             if entry.name.startswith("."):
                 continue  # .git, .DS_Store, editor swap files: never user images
             entry_rel = prefix + entry.name
-            if not _is_utf8(entry.name):
-                detail = f"name is not valid UTF-8: {os.fsencode(entry.name)!r}; rename it"
-                skips.append(Skip(_safe_text(entry_rel), "bad_filename", detail))
-                continue
             st = _stat_entry(entry, entry_rel)
             if isinstance(st, Skip):
                 skips.append(st)
@@ -104,7 +103,8 @@ def scan(root: str | os.PathLike[str]) -> tuple[list[Candidate], list[Skip]]:
             else:
                 candidates.append(Candidate(entry.path, entry_rel, st.st_size, st.st_mtime_ns))
 
-    # str order is code-point order, which equals the byte order of the UTF-8 encodings.
+    # str order is code-point order, which equals the byte order of the UTF-8 encodings (a
+    # name that is not UTF-8 sorts by its surrogates: another order, but as fixed).
     candidates.sort(key=lambda c: c.rel)
     skips.sort(key=lambda s: s.rel)
     return candidates, skips
@@ -131,21 +131,29 @@ def _broken_link_detail(path: str) -> str:
         target = os.readlink(path)
     except OSError:
         return "points to a missing file"
-    return f"points to missing '{_safe_text(target)}'"
+    return f"points to missing '{printable(target)}'"
 
 
-def _is_utf8(name: str) -> bool:
-    # On POSIX, os.fsdecode maps undecodable bytes to lone surrogates, which UTF-8 rejects.
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+def printable(path: str) -> str:
+    """Printable, UTF-8-encodable form of a path: bytes that are not UTF-8 become '\\xff'
+    escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def _safe_text(text: str) -> str:
-    """Printable, UTF-8-encodable form of a path: bad bytes become '\\xff' escapes."""
-    return os.fsencode(text).decode("utf-8", "backslashreplace")
+def manifest_path(rel: str) -> dict[str, str]:
+    """How a manifest names `rel`: {"path": text}, plus "path_bytes" when it is not UTF-8.
+
+    A name on Linux is bytes, and JSON text cannot hold bytes that are not UTF-8: json.dumps
+    would write the lone surrogates standing for them as "\\udcff" escapes, which are not
+    Unicode and which strict JSON readers refuse. So "path" shows such bytes as backslash
+    escapes ("caf\\xe9.png"), for people, and "path_bytes" holds the exact name in hex, for
+    programs (`bytes.fromhex` gives it back; the escapes alone would be ambiguous with a name
+    that really holds a backslash). UTF-8 names, nearly all, get "path" alone, as they are.
+    """
+    text = printable(rel)
+    if text == rel:
+        return {"path": rel}
+    return {"path": text, "path_bytes": os.fsencode(rel).hex()}
 
 
 def _os_detail(exc: OSError) -> str:

@@ -28,6 +28,7 @@ from safetensors.torch import save_file
 
 from animegan_cli import checkpoint
 from animegan_cli.atomic import atomic_path
+from animegan_cli.console import ProgressFn
 from animegan_cli.errors import UserError
 from animegan_cli.metrics._images import Images, uint8_nhwc
 from animegan_cli.metrics.fid_kid import feature_stats
@@ -51,7 +52,8 @@ class FeatureExtractor(Protocol):
     @property
     def id(self) -> str: ...
 
-    def features(self, images: Images | Iterable[Images], batch_size: int = 64) -> np.ndarray: ...
+    def features(self, images: Images | Iterable[Images], batch_size: int = 64,
+                 progress: ProgressFn | None = None) -> np.ndarray: ...
 
 
 @dataclass
@@ -69,10 +71,18 @@ class InceptionExtractor:
         return f"inception-2015-12-05:{self.sha256}"
 
     @torch.inference_mode()
-    def features(self, images: Images | Iterable[Images], batch_size: int = 64) -> np.ndarray:
-        """(N, 2048) float64 features of uint8 NHWC images: an array or an iterable of batches."""
-        out = [self.call(self.net, batch.to(self.device)).double().cpu()
-               for batch in _batches(images, batch_size)]
+    def features(self, images: Images | Iterable[Images], batch_size: int = 64,
+                 progress: ProgressFn | None = None) -> np.ndarray:
+        """(N, 2048) float64 features of uint8 NHWC images: an array or an iterable of batches.
+        `progress(done, total)` after each batch; total is 0 when `images` has no length."""
+        total = len(images) if isinstance(images, (np.ndarray, torch.Tensor)) else 0
+        out: list[torch.Tensor] = []
+        done = 0
+        for batch in _batches(images, batch_size):
+            out.append(self.call(self.net, batch.to(self.device)).double().cpu())
+            done += len(batch)
+            if progress is not None:
+                progress(done, total)
         if not out:
             return np.zeros((0, FEATURE_DIM))
         return torch.cat(out).numpy()
@@ -253,7 +263,8 @@ def stats_cache_path(dataset: RealImages, n: int) -> Path | None:
 
 
 def real_stats(dataset: RealImages, extractor: FeatureExtractor, n: int,
-               batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               batch_size: int = 64, progress: ProgressFn | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mu, sigma, features) of `real_subset(len(images), n)`, cached next to the dataset.
 
     The cache is keyed by the dataset fingerprint, the count and the extractor id; when the
@@ -270,7 +281,9 @@ def real_stats(dataset: RealImages, extractor: FeatureExtractor, n: int,
     # Batches straight from the memory map: a large dataset is never all in memory.
     batches = (dataset.images[idx[i:i + batch_size]] for i in range(0, n, batch_size))
     # Rounded through float32, the dtype the cache stores, so cached and fresh results match.
-    features = extractor.features(batches, batch_size).astype(np.float32).astype(np.float64)
+    report = None if progress is None else (lambda done, _total: progress(done, n))
+    features = extractor.features(batches, batch_size, report)
+    features = features.astype(np.float32).astype(np.float64)
     mu, sigma = feature_stats(features)
     if path is None:
         return mu, sigma, features

@@ -4,6 +4,7 @@ prepared once into the cache (so the second run on the same folder starts at onc
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,17 +63,20 @@ def prepared_image_size(data: str | None) -> int | None:
 
 
 def _prepare_into_cache(src: Path, size: int, info: dist.DistInfo) -> Path:
+    from animegan_cli.console import stderr_console
     from animegan_cli.data.decode import DecodeOptions
     from animegan_cli.data.prepare import PrepareOptions, prepare
     from animegan_cli.paths import cache_dir
-    from animegan_cli.train.report import console
 
-    key = hashlib.sha256(f"{src.resolve()}|{size}".encode()).hexdigest()[:16]
+    # fsencode: a folder name need not be UTF-8 (the key is the same for every one that is).
+    key = hashlib.sha256(os.fsencode(src.resolve()) + f"|{size}".encode()).hexdigest()[:16]
     target = cache_dir() / "datasets" / f"{src.resolve().name}-{size}px-{key}"
     if info.is_main:
-        result = prepare(src, target, PrepareOptions(DecodeOptions(size=size)))
+        # The cache entry is named for this folder and size: whatever it holds (an older
+        # version's defaults, a damaged copy) is ours to replace.
+        result = prepare(src, target, PrepareOptions(DecodeOptions(size=size)), overwrite=True)
         if not result.up_to_date:
-            console().log(f"prepared {result.kept} images from {src} into {target} "
+            stderr_console().log(f"prepared {result.kept} images from {src} into {target} "
                           f"({sum(result.skipped.values())} skipped, see its manifest.json)")
     dist.barrier(info)
     return target

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from animegan_cli.atomic import write_bytes
+from animegan_cli.console import stderr_console
 from animegan_cli.device import autocast_dtype, resolve_precision, select_device, to_uint8
 from animegan_cli.errors import Interrupted, UserError
 from animegan_cli.evaluate import training_evaluator
@@ -38,10 +39,10 @@ from animegan_cli.train.collapse import CollapseWatch
 from animegan_cli.train.data import load_data
 from animegan_cli.train.ema import EMA, recalibrate_batchnorm
 from animegan_cli.train.feeder import Feeder
-from animegan_cli.train.logs import MetricsLog, plot_losses
+from animegan_cli.train.logs import MetricsLog, plot_losses, summary_writer
 from animegan_cli.train.losses import Players, make_loss
 from animegan_cli.train.plan import Plan, RunRequest, check_dataset, make_plan, typed_learning_rates
-from animegan_cli.train.report import Meter, console, epoch_line, progress_display, start_line
+from animegan_cli.train.report import Meter, epoch_line, progress_display, start_line
 from animegan_cli.train.signals import StopSignals
 from animegan_cli.train.state import Position, TrainingState
 
@@ -90,7 +91,9 @@ class Trainer:
     def __init__(self, plan: Plan, device: torch.device, info: dist.DistInfo) -> None:
         cfg = plan.config
         self.plan, self.cfg, self.run, self.device, self.info = plan, cfg, plan.run, device, info
-        self.console = console()
+        self.console = stderr_console()
+        if cfg.tensorboard and info.is_main:
+            summary_writer()  # refused now, before the data is prepared and the run folder made
         self.data = load_data(plan.request.data, plan.request.demo, cfg.image_size, info)
         check_dataset(plan, self.data.fingerprint)
         self.evaluator = training_evaluator(cfg, self.data, device, info.is_main)
@@ -155,6 +158,7 @@ class Trainer:
         request = self.plan.request
         record = {"config": asdict(self.cfg), "model": asdict(self.plan.model),
                   "data": request.data, "demo": request.demo, "dataset": self.data.description,
+                  "dataset_images": len(self.data.images),
                   "dataset_fingerprint": self.data.fingerprint, "device": str(self.device),
                   "precision": self.precision, "world_size": self.info.world_size,
                   "data_placement": self.feeder.placement}
@@ -222,8 +226,10 @@ class Trainer:
             self.console.log(start_line(cfg, self.run.root, state.pos.step, limit, self.device,
                                         self.precision, info.world_size, self.data.description,
                                         self.feeder.placement, resuming=self.resumed_from > 0))
+        # A bar is for a terminal: in a log file it would only leave a blank line.
         with self.stop.installed(), progress_display(self.console, limit, state.pos, cfg.epochs,
-                                               info.is_main) as update:
+                                               info.is_main and self.console.is_terminal
+                                               ) as update:
             while state.pos.step < limit and self.stop.received is None:
                 indices = self.feeder.epoch_indices(state.pos.epoch)
                 while state.pos.epoch_step < spe and state.pos.step < limit:
@@ -306,9 +312,11 @@ class Trainer:
         if not self.info.is_main:
             return
         grid = self.run.epoch_grid(state.pos.epoch)
-        save_image(make_grid(images, nrow=8), grid)
+        grid_image = make_grid(images, nrow=8)
+        save_image(grid_image, grid)
         diversity = self.collapse.ratio(images)
         if self.log:
+            self.log.image("samples", grid_image, state.pos.step)  # the same grid, in TensorBoard
             self.log.write({"step": state.pos.step, "epoch": state.pos.epoch,
                             "diversity": round(diversity, 4), **(quality or {})})
             plot_losses(self.log.records(), self.run.loss_plot)

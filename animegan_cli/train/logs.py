@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from animegan_cli.errors import UserError
 from animegan_cli.images import save_image
 from animegan_cli.metrics import METRICS
 
@@ -23,16 +24,7 @@ class MetricsLog:
     def __init__(self, path: Path, tensorboard: Path | None) -> None:
         """Log to `path`, and to a TensorBoard folder when one is given."""
         self.path = path
-        self.writer = None
-        if tensorboard is not None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                from animegan_cli.errors import UserError
-
-                raise UserError("--tensorboard needs the tensorboard package: "
-                                "pip install 'animegan-cli[tensorboard]'") from None
-            self.writer = SummaryWriter(str(tensorboard))
+        self.writer = None if tensorboard is None else summary_writer()(str(tensorboard))
 
     def write(self, record: dict[str, Any]) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
@@ -42,6 +34,12 @@ class MetricsLog:
                 if key not in ("step", "epoch") and isinstance(value, (int, float)):
                     self.writer.add_scalar(key, value, record["step"])
             self.writer.flush()
+
+    def image(self, tag: str, image: np.ndarray, step: int) -> None:
+        """An (H, W, 3) uint8 image for TensorBoard's Images tab (none without TensorBoard);
+        on disk with the next `write`."""
+        if self.writer is not None:
+            self.writer.add_image(tag, image, step, dataformats="HWC")
 
     def records(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -57,6 +55,20 @@ class MetricsLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def summary_writer() -> type[Any]:
+    """torch's TensorBoard SummaryWriter class; a UserError when the package is missing.
+
+    The engine calls this before it creates the run folder, so a run refused for it leaves
+    nothing behind.
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError("--tensorboard needs the tensorboard package: "
+                        "pip install 'animegan-cli[tensorboard]'") from None
+    return SummaryWriter
 
 
 def plot_losses(records: list[dict[str, Any]], path: Path, width: int = 800) -> None:

@@ -18,13 +18,6 @@ from animegan_cli.train.state import Position
 Update = Callable[[Position, dict[str, float]], None]
 
 
-def console() -> Any:
-    """The console every training message goes to: stderr, so stdout keeps the summary."""
-    from rich.console import Console
-
-    return Console(stderr=True, log_path=False)
-
-
 class Meter:
     """Training statistics summed on the device, read (one sync) only when shown or logged."""
 
