@@ -49,15 +49,26 @@ def resolve_precision(name: str, device: torch.device) -> str:
     import torch
 
     if name == "auto":
-        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    # bf16 autocast on a CPU with native bf16 (AVX512-BF16, AMX) measured 1.6x faster than fp32
-    # (docs/benchmarks.md) but slower without it, so it is offered, not the default.
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        # bf16 autocast on a CPU with native bf16 trains 1.6-2.3x the images per CPU-second of
+        # fp32 and scored within fp32's seed-to-seed spread at equal images (docs/quality.md);
+        # where bf16 is emulated it is slower than fp32, so only there is it left to --precision.
+        return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
     if name == "fp16" and device.type == "cpu":
         raise UserError("--precision fp16 is for GPUs; use fp32 (or auto), or bf16 on a CPU "
                         "with native bf16 support")
     if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise UserError("this GPU has no bf16 support; use --precision fp16 or fp32")
     return name
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (AVX512-BF16, or AMX tiles), as oneDNN uses."""
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch >= 2.1
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:

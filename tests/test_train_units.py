@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 import animegan_cli
+from animegan_cli.device import cpu_has_native_bf16, resolve_precision
 from animegan_cli.errors import UserError
 from animegan_cli.model_config import ModelConfig
 from animegan_cli.models import build
@@ -33,6 +34,7 @@ from animegan_cli.train.ema import EMA
 from animegan_cli.train.feeder import Feeder
 from animegan_cli.train.losses import LOSS_CLASSES, R1_INTERVAL, Players, make_loss
 from animegan_cli.train.plan import RunRequest, make_plan, typed_learning_rates
+from animegan_cli.train.report import start_line
 from animegan_cli.train.state import Position, TrainingState, load_full
 
 TINY = {"image_size": 32, "ngf": 8, "ndf": 8}
@@ -115,6 +117,20 @@ def test_recipes_resolve_to_their_documented_settings_under_typed_options() -> N
     assert resolve({}, saved) == canonical
     with pytest.raises(UserError, match="--recipe"):
         resolve({}, {**saved, "recipe": "evil"})
+
+
+def test_auto_precision_is_bf16_exactly_on_cpus_with_native_bf16() -> None:
+    cpu = torch.device("cpu")
+    expected = "bf16" if cpu_has_native_bf16() else "fp32"
+    assert resolve_precision("auto", cpu) == expected
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    line = start_line(TrainConfig(), Path("run"), 0, 10, cpu, expected, 1, "demo", "memory",
+                      resuming=False)
+    # Said at the start, with the way out, only when auto chose it.
+    assert ("native bf16, --precision fp32 to turn it off" in line) == (expected == "bf16")
+    typed = start_line(TrainConfig(precision="bf16"), Path("run"), 0, 10, cpu, "bf16", 1, "demo",
+                       "memory", resuming=False)
+    assert "on cpu (bf16)" in typed
 
 
 def test_label_smoothing_is_refused_where_the_loss_ignores_it(tmp_path: Path) -> None:

@@ -63,6 +63,8 @@ def start_line(config: TrainConfig, run: Path, step: int, limit: int, device: to
                resuming: bool) -> str:
     """`starting step 0/400: dcgan 64px on cpu (fp32), 2000 built-in demo faces, ...`."""
     model = config.model_config()
+    if config.precision == "auto" and precision == "bf16" and device.type == "cpu":
+        precision = "bf16: this CPU has native bf16, --precision fp32 to turn it off"
     return (f"{'resuming at' if resuming else 'starting'} step {step}/{limit}: {model.arch} "
             f"{model.image_size}px on {device} ({precision}"
             f"{f', x{processes} processes' if processes > 1 else ''}), {data}, batch "
