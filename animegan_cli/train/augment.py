@@ -103,6 +103,12 @@ class AdaptiveAugment:
         self.count.zero_()
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        # In float32 whatever autocast made of the images (G's bf16 output): the random factors
+        # are float32, and lerp refuses mixed dtypes. A no-op in fp32 training.
+        dtype, x = x.dtype, x.float()
+        return self._augment(x, gen).to(dtype)
+
+    def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         n = x.shape[0]
 
         def chosen() -> torch.Tensor:  # (n, 1, 1, 1): which images get this transform
