@@ -73,9 +73,13 @@ def export(*, source: Path, out: Path, license: str, overwrite: bool,
     ckpt = checkpoint.open_checkpoint(ckpt_path)
     weights = checkpoint.load_generator_module(ckpt).state_dict()
     run = _run_of(ckpt_path, details["dataset_fingerprint"])
+    if details["training"] is not None:
+        details = {**details, "training": _shareable(details["training"])}
+    provenance = {key: ckpt.meta[key] for key in PROVENANCE if key in ckpt.meta}
+    if "train_config" in provenance:
+        provenance["train_config"] = json.dumps(details["training"])
     with atomic_folder(out) as tmp:
-        checkpoint.save(tmp / EXPORT_MODEL, "export", ckpt.model, weights,
-                        {key: ckpt.meta[key] for key in PROVENANCE if key in ckpt.meta})
+        checkpoint.save(tmp / EXPORT_MODEL, "export", ckpt.model, weights, provenance)
         # Drawn from the written file, through the loader every command uses: a file it could
         # not read never leaves this folder.
         sample_to_files(load_generator(tmp / EXPORT_MODEL, device="cpu"),
@@ -89,6 +93,14 @@ def export(*, source: Path, out: Path, license: str, overwrite: bool,
         write_bytes(tmp / CARD, card.encode())
     url = _upload(hub, push, out) if push is not None else None
     return ExportSummary(out, ckpt_path, (EXPORT_MODEL, CONFIG, CARD, SAMPLES), url)
+
+
+def _shareable(training: dict[str, Any]) -> dict[str, Any]:
+    """The training options as they leave this machine: an Inception file's path says where its
+    owner keeps it (a home folder, a user name), not how the model was made; its name is enough."""
+    weights = training.get("inception_weights")
+    return ({**training, "inception_weights": Path(weights).name} if isinstance(weights, str)
+            else training)
 
 
 def _hub(repo_id: str) -> Any:

@@ -106,6 +106,25 @@ def test_card_and_config(run: Path, exported: ExportSummary) -> None:
     assert config["train_config"]["batch_size"] == 16
 
 
+def test_a_local_inception_path_leaves_as_its_file_name(exported: ExportSummary,
+                                                       tmp_path: Path) -> None:
+    source = open_checkpoint(exported.checkpoint)
+    training = {**source.json("train_config"),
+                "inception_weights": "/home/alice/models/inception-2015-12-05.pt"}
+    save(tmp_path / "g.safetensors", source.kind, source.model,
+         source.read(list(source.tensors)), {**source.meta, "train_config": training})
+    out = export(source=tmp_path / "g.safetensors", out=tmp_path / "shared", license="mit",
+                 overwrite=False, push=None).out
+    shared = [open_checkpoint(out / EXPORT_MODEL).json("train_config"),
+              json.loads((out / "config.json").read_text())["train_config"]]
+    assert [t["inception_weights"] for t in shared] == ["inception-2015-12-05.pt"] * 2
+    assert shared[0]["batch_size"] == training["batch_size"]
+    assert not any("alice" in (out / name).read_text(encoding="utf-8", errors="replace")
+                   for name in ("README.md", "config.json"))
+    with safe_open(str(out / EXPORT_MODEL), framework="pt") as f:
+        assert "alice" not in json.dumps(f.metadata())
+
+
 def test_existing_folder_needs_overwrite_and_interruptions_leave_it_whole(
         run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "model"
