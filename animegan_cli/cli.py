@@ -21,10 +21,9 @@ from typer.core import TyperOption
 
 from animegan_cli import __version__
 from animegan_cli.console import progress_bars, set_quiet, stage, stderr_console
-from animegan_cli.data.decode import Crop, Filter
 from animegan_cli.device import Device, Precision
 from animegan_cli.errors import Interrupted, UserError, one_line
-from animegan_cli.images import SUFFIXES, ImageFormat
+from animegan_cli.image_choices import SUFFIXES, Crop, Filter, ImageFormat
 from animegan_cli.metrics import EvalMetric
 from animegan_cli.model_config import DEFAULT_WIDTHS, Arch, ImageSize
 from animegan_cli.run_dir import RunDir

@@ -7,20 +7,13 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 from animegan_cli.atomic import atomic_path
 from animegan_cli.errors import UserError
-
-# The file formats `sample --out-dir` writes, as a Literal so the CLI lists them; FORMATS gives
-# each one's Pillow name, in the same order.
-ImageFormat = Literal["png", "jpg", "webp"]
-FORMATS: dict[str, str] = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
-# The file name endings an image written by name (`sample -o`) may have, and their formats.
-SUFFIXES: dict[str, str] = {**{f".{name}": fmt for name, fmt in FORMATS.items()}, ".jpeg": "JPEG"}
+from animegan_cli.image_choices import SUFFIXES
 
 
 def make_grid(images: np.ndarray, nrow: int = 8, padding: int = 2, fill: int = 0) -> np.ndarray:

@@ -21,7 +21,8 @@ from animegan_cli.atomic import sync_files
 from animegan_cli.console import ProgressFn
 from animegan_cli.device import select_device, to_uint8
 from animegan_cli.errors import UserError
-from animegan_cli.images import FORMATS, format_for, make_grid, save_image
+from animegan_cli.image_choices import FORMATS
+from animegan_cli.images import format_for, make_grid, save_image
 from animegan_cli.model_config import ModelConfig
 from animegan_cli.run_dir import RunDir
 
@@ -131,7 +132,7 @@ def sample_to_files(gen: LoadedGenerator, *, seeds: list[int], out: Path | None,
 
     `out` takes its format from its ending, and holds the image itself when there is only one
     (a grid of one would add a border). nrow 0 makes the grid square; fmt (a key of
-    images.FORMATS) is the per-image file type. `progress(done, total)` after each batch.
+    image_choices.FORMATS) is the per-image file type. `progress(done, total)` after each batch.
     """
     # The CLI's choice list already refused other formats; Python callers have no such guard.
     if fmt not in FORMATS:

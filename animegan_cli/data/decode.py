@@ -22,10 +22,12 @@ import os
 import stat
 from dataclasses import dataclass
 from io import BytesIO
-from typing import BinaryIO, Literal, get_args
+from typing import BinaryIO, get_args
 
 import numpy as np
 from PIL import Image, ImageColor, UnidentifiedImageError
+
+from animegan_cli.image_choices import CROPS, Filter
 
 REASONS: dict[str, str] = {
     "empty": "the file is empty (0 bytes)",
@@ -42,11 +44,7 @@ REASONS: dict[str, str] = {
     "(it reads JPEG, PNG, WebP, BMP, GIF and TIFF)",
 }
 
-# The choices as Literal types, so the CLI lists them in its help and shell completion.
-Crop = Literal["center", "pad", "stretch"]
-Filter = Literal["lanczos", "bicubic", "box"]
-CROPS: tuple[str, ...] = get_args(Crop)
-# Each filter's name is its Pillow resampling filter's, lower-cased.
+# Each --filter choice as the Pillow resampling filter of the same name.
 FILTERS: dict[str, Image.Resampling] = {
     name: Image.Resampling[name.upper()] for name in get_args(Filter)
 }
