@@ -261,6 +261,20 @@ def test_demo_export(tmp_path: Path) -> None:
         assert im.size == (64, 64)
 
 
+def test_demo_export_replaces_earlier_faces_and_refuses_other_folders(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    assert run_cli("prepare", "--demo", "5", "-o", demo, "--size", "32").code == 0
+    assert run_cli("prepare", "--demo", "2", "-o", demo, "--size", "32").code == 0
+    assert sorted(p.name for p in demo.iterdir()) == ["face_000000.png", "face_000001.png"]
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "holiday.jpg").write_bytes(b"mine")
+    assert_user_error(run_cli("prepare", "--demo", "2", "-o", photos), "not a demo face")
+    assert [p.name for p in photos.iterdir()] == ["holiday.jpg"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 def _rss_kib() -> int:
     for line in Path(f"/proc/{os.getpid()}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

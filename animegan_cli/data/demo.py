@@ -12,10 +12,15 @@ import colorsys
 import math
 import os
 import random
+import re
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+# The file names export_demo writes (face_000000.png, face_000001.png, ...), and their pattern.
+DEMO_NAME = "face_{:06d}.png"
+DEMO_FILE = re.compile(r"face_\d{6}\.png")
 
 # Faces are drawn at this multiple of the output size and reduced with LANCZOS: PIL draws
 # without anti-aliasing, and the supersampling is what makes the 32-64 px images look smooth.
@@ -341,8 +346,11 @@ def demo_array(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
 
 
 def export_demo(out: str | os.PathLike[str], n: int, size: int = 64, seed: int = 0) -> list[Path]:
-    """Write the demo set as numbered PNG files, for users who want it as a plain folder."""
-    from animegan_cli.atomic import atomic_path
+    """Write the demo set as numbered PNG files into the folder `out`, for users who want it as a
+    plain folder. The folder is built beside `out` and renamed into place, so a folder of
+    earlier demo faces is replaced whole (no stale faces from a larger N stay behind); a folder
+    holding anything else is refused, never written into."""
+    from animegan_cli.atomic import atomic_folder, sync_files
     from animegan_cli.errors import UserError
 
     if n < 1 or not 16 <= size <= 512:
@@ -350,10 +358,14 @@ def export_demo(out: str | os.PathLike[str], n: int, size: int = 64, seed: int =
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder; choose another -o")
-    paths = []
-    for i in range(n):
-        path = out / f"face_{i:06d}.png"
-        with atomic_path(path) as tmp:
-            render_face(seed * 1_000_003 + i, size).save(tmp, format="PNG")
-        paths.append(path)
-    return paths
+    if out.is_dir():
+        foreign = next((p.name for p in out.iterdir() if not DEMO_FILE.fullmatch(p.name)), None)
+        if foreign is not None:
+            raise UserError(f"{out} holds {foreign!r}, which is not a demo face: --demo writes a "
+                            "new folder or replaces one of demo faces; choose another -o")
+    names = [DEMO_NAME.format(i) for i in range(n)]
+    with atomic_folder(out) as tmp:
+        for i, name in enumerate(names):
+            render_face(seed * 1_000_003 + i, size).save(tmp / name, format="PNG")
+        sync_files([tmp / name for name in names])  # once for all: no fsync per face
+    return [out / name for name in names]
