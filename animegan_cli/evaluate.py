@@ -105,8 +105,9 @@ def evaluate(ckpt_path: str | os.PathLike[str], data: str | os.PathLike[str] | N
                                       f"images use the {k} nearest neighbours, not "
                                       f"{precision_recall.NHOOD_SIZE}: not comparable")
     inputs = MetricInputs(real, fake[:m], seed, gen.device, real_stats, fake_features)
+    runnable = runnable_metrics(extractor)
     for name, metric in METRICS.items():
-        if metric.needs_inception and extractor is None:
+        if name not in runnable:
             result[name] = None
             continue
         say(f"{metric.label} of {count if metric.needs_inception else m} samples "
@@ -126,6 +127,13 @@ def evaluate(ckpt_path: str | os.PathLike[str], data: str | os.PathLike[str] | N
         result["nearest"] = None
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
+
+
+def runnable_metrics(extractor: inception.FeatureExtractor | None) -> dict[str, Metric]:
+    """The registry's metrics that can run: those on pixels always, those on Inception
+    features only with an extractor."""
+    return {name: metric for name, metric in METRICS.items()
+            if extractor is not None or not metric.needs_inception}
 
 
 # Images per SWD evaluation during training: seconds on a CPU.
@@ -174,8 +182,7 @@ class TrainingEvaluator:
         self.swd_samples = min(swd_samples, len(data.images))
         self.extractor = extractor
         self.inception_samples = inception_samples
-        self.metrics: list[Metric] = [metric for metric in METRICS.values()
-                                      if extractor is not None or not metric.needs_inception]
+        self.metrics: list[Metric] = list(runnable_metrics(extractor).values())
         self._real_swd = data.images[inception.real_subset(len(data.images), self.swd_samples,
                                                            seed)]
         self._real_stats: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
