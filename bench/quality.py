@@ -122,6 +122,9 @@ RECIPES: dict[str, list[str]] = {
     "ada-r1": _with([], ada_target="0.6", r1_gamma="1"),
     "ada-resize": _with([], ada_target="0.6", arch="resize"),
     "ada-r1-resize": _with([], ada_target="0.6", r1_gamma="1", arch="resize"),
+    # Cheaper steps or faster learning for the shortest budgets (pilot 2026-12-05).
+    "narrow": _with([], ngf="32", ndf="32"),
+    "lr4": _with([], lr_g="4e-4", lr_d="4e-4"),
 }
 
 ABORT = threading.Event()  # set on the first failure or Ctrl-C: running trainings get SIGINT

@@ -54,10 +54,11 @@ def test_run_writes_everything_a_user_expects(tiny_run: Path) -> None:
 
 @pytest.mark.parametrize(("options", "epochs", "split"), [
     (["--augment", "--mirror"], 2, 6),
-    # ADA adjusts p every 4 steps (split mid-interval: its sums must resume too); lazy R1 runs
-    # at steps 0 and 16, the second after the resume.
-    (["--ada-target", "0.6", "--r1-gamma", "1"], 5, 14),
-], ids=["diffaugment", "ada-r1"])
+    # ADA adjusts p every 4 steps (split mid-interval: its sums must resume too); lazy R1 and
+    # R2 run at steps 0 and 16, the second after the resume; rpgan's G step augments the reals
+    # too, drawing from the same generator.
+    (["--ada-target", "0.6", "--r1-gamma", "1", "--loss", "rpgan"], 5, 14),
+], ids=["diffaugment", "ada-r1-rpgan"])
 def test_exact_resume_is_bit_identical(tmp_path: Path, options: list[str], epochs: int,
                                        split: int) -> None:
     """N steps straight == `split` steps, stop, resume, the rest (stopping mid-epoch)."""
@@ -293,14 +294,17 @@ def test_signal_saves_a_checkpoint_and_exits_cleanly(tmp_path: Path, sig: int, c
     assert resumed.code == 0, resumed
 
 
-def test_distributed_two_processes_on_cpu(tmp_path: Path) -> None:
+# rpgan: its R2 penalty at the fakes must be averaged across ranks like R1 (computed after
+# the main backward, it was not, and the ranks drifted apart), and its G step runs D twice.
+@pytest.mark.parametrize("options", [[], ["--loss", "rpgan"]], ids=["hinge", "rpgan"])
+def test_distributed_two_processes_on_cpu(tmp_path: Path, options: list[str]) -> None:
     """torchrun with 2 Gloo ranks: one set of outputs, identical weights on both ranks."""
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
     proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "animegan_cli",
                            "train", "--demo", "64", "--epochs", "2", *TINY, "--batch-size", "8",
-                           "--out", str(run)],
+                           *options, "--out", str(run)],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png",

@@ -12,6 +12,7 @@ import json
 import math
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import get_args
@@ -162,12 +163,15 @@ def test_loss_classes_are_the_configs_losses() -> None:
     ("bce", [0.0, 0.0], [0.0, 0.0], 2 * math.log(2), math.log(2)),
     # lsgan: 0.5 (mean (r-1)^2 + mean f^2); G: 0.5 mean (f-1)^2
     ("lsgan", [1.0, 3.0], [0.0, 2.0], 0.5 * (2.0 + 2.0), 0.5 * (1.0 + 1.0) / 2),
+    # rpgan: mean softplus(f - r) over the pairs; G: mean softplus(r - f)
+    ("rpgan", [1.0, 0.0], [1.0, 2.0], (math.log(2) + math.log1p(math.exp(2))) / 2,
+     (math.log(2) + math.log1p(math.exp(-2))) / 2),
 ])
 def test_losses_at_known_logits(name: str, real: list[float], fake: list[float],
                                 d_expected: float, g_expected: float) -> None:
     d_objective, g_objective = objectives(name)
     d = d_objective(torch.tensor(real), torch.tensor(fake))
-    g = g_objective(torch.tensor(fake))
+    g = g_objective(torch.tensor(fake), torch.tensor(real))
     assert d.item() == pytest.approx(d_expected, rel=1e-6)
     assert g.item() == pytest.approx(g_expected, rel=1e-6)
 
@@ -183,8 +187,9 @@ def test_bce_label_smoothing_moves_only_the_real_target() -> None:
     assert d_plain(real, fake).item() == pytest.approx(2 * softplus(-10), rel=1e-5)
 
 
-def test_the_loss_steps_give_gradients_to_their_own_player_only() -> None:
-    config = TrainConfig(**TINY)
+@pytest.mark.parametrize("name", LOSSES)
+def test_the_loss_steps_give_gradients_to_their_own_player_only(name: str) -> None:
+    config = TrainConfig(loss=name, **TINY)
     G, D = build(config.model_config())
     loss = make_loss(Players(G, D, D, lambda x: x, lambda: torch.autocast("cpu", enabled=False),
                              freeze_d_for_g=True), config)
@@ -195,7 +200,7 @@ def test_the_loss_steps_give_gradients_to_their_own_player_only() -> None:
     assert all(p.grad is None for p in G.parameters())
     assert step.fake.requires_grad and not step.loss.requires_grad
     D.zero_grad(set_to_none=True)
-    loss.accumulate_g(step.fake, scaler)
+    loss.accumulate_g(step.fake, real, scaler)
     assert all(p.grad is not None for p in G.parameters())
     assert all(p.grad is None for p in D.parameters())  # D was frozen for G's step...
     assert all(p.requires_grad for p in D.parameters())  # ...and is trainable again
@@ -217,7 +222,7 @@ def test_r1_penalty_is_the_squared_gradient_norm_at_the_real_images() -> None:
     loss = LOSS_CLASSES["hinge"](players, TrainConfig(r1_gamma=2.0))
     real = torch.randn(5, 3, 4, 4)
     expected = 2.0 / 2 * real.square().sum(dim=(1, 2, 3)).mean() * R1_INTERVAL
-    penalty = loss.r1_penalty(real)
+    penalty = loss.gradient_penalty(real)
     assert penalty.item() == pytest.approx(expected.item(), rel=1e-6)
     penalty.backward()  # differentiable in D's parameters: it trains D
     assert d.scale.grad is not None and d.scale.grad.item() == pytest.approx(
@@ -239,6 +244,34 @@ def test_r1_runs_only_every_interval_steps_and_pushes_d_gradients() -> None:
         grads[(gamma, step)] = D.net[0].weight.grad.clone()
     assert torch.equal(grads[(0.0, 0)], grads[(10.0, 1)])  # not due: no penalty
     assert not torch.allclose(grads[(0.0, 0)], grads[(10.0, R1_INTERVAL)])
+
+
+@pytest.mark.parametrize(("name", "penalised_at_fakes"), [("hinge", False), ("rpgan", True)])
+def test_the_lazy_penalty_is_r1_and_for_rpgan_also_r2(name: str, penalised_at_fakes: bool) -> None:
+    """A due step's D gradient is the plain step's plus the penalty's at the reals, and for the
+    relativistic loss also at the fakes G(z)."""
+    config = TrainConfig(loss=name, r1_gamma=10.0, **TINY)
+    torch.manual_seed(0)
+    G, D = build(config.model_config())
+    players = Players(G, D, D, lambda x: x, lambda: torch.autocast("cpu", enabled=False), True)
+    loss = make_loss(players, config)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    real, z = torch.rand(4, 3, 32, 32) * 2 - 1, torch.randn(4, 100)
+
+    def d_grad(run: Callable[[], object]) -> torch.Tensor:
+        D.zero_grad(set_to_none=True)
+        run()
+        return D.net[0].weight.grad.clone()
+
+    due = d_grad(lambda: loss.accumulate_d(real, z, scaler, step=R1_INTERVAL))
+    plain = d_grad(lambda: loss.accumulate_d(real, z, scaler, step=1))
+    r1 = d_grad(lambda: loss.gradient_penalty(real).backward())
+    with torch.no_grad():
+        fake = G(z)
+    r2 = d_grad(lambda: loss.gradient_penalty(fake).backward())
+    expected = plain + r1 + (r2 if penalised_at_fakes else 0)
+    assert torch.allclose(due, expected, rtol=1e-4, atol=1e-7)
+    assert not torch.allclose(r2, torch.zeros_like(r2))
 
 
 # ---- ADA, EMA, feeder, retention ----------------------------------------------------------

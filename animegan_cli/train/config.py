@@ -18,7 +18,7 @@ from animegan_cli.errors import UserError
 from animegan_cli.metrics import EVAL_METRICS
 from animegan_cli.model_config import Arch, ImageSize, ModelConfig
 
-Loss = Literal["hinge", "bce", "lsgan"]
+Loss = Literal["hinge", "bce", "lsgan", "rpgan"]
 OnNan = Literal["stop", "rollback"]
 Recipe = Literal["default", "canonical"]
 LOSSES: tuple[str, ...] = get_args(Loss)

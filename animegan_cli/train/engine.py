@@ -195,7 +195,7 @@ class Trainer:
             if state.ada is not None:
                 state.ada.observe(d.real_logits)
         state.opt_g.zero_grad(set_to_none=True)
-        loss_g = self.loss.accumulate_g(d.fake, state.scaler_g)
+        loss_g = self.loss.accumulate_g(d.fake, real, state.scaler_g)
         state.scaler_g.step(state.opt_g)
         state.scaler_g.update()
         if state.ema is not None:
