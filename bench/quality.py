@@ -125,6 +125,8 @@ RECIPES: dict[str, list[str]] = {
     # Cheaper steps or faster learning for the shortest budgets (pilot 2026-12-05).
     "narrow": _with([], ngf="32", ndf="32"),
     "lr4": _with([], lr_g="4e-4", lr_d="4e-4"),
+    "betas0": _with([], beta1="0", beta2="0.99"),  # StyleGAN's Adam
+    "rpgan": _with([], loss="rpgan"),  # R3GAN's relativistic pairing loss with R1 + R2
 }
 
 ABORT = threading.Event()  # set on the first failure or Ctrl-C: running trainings get SIGINT
