@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from animegan_cli.atomic import sync_files  # noqa: E402
-from animegan_cli.images import FORMATS, save_image  # noqa: E402
+from animegan_cli.image_choices import FORMATS  # noqa: E402
+from animegan_cli.images import save_image  # noqa: E402
 
 
 def plain(images: np.ndarray, folder: Path, fmt: str) -> None:

@@ -14,7 +14,7 @@ from conftest import assert_user_error, run_cli, write_faces
 from PIL import Image
 
 from animegan_cli import load_generator
-from animegan_cli.images import FORMATS, ImageFormat
+from animegan_cli.image_choices import FORMATS, ImageFormat
 from animegan_cli.run_dir import RunDir
 
 
