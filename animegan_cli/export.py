@@ -265,7 +265,8 @@ def _quality(records: list[dict[str, Any]], step: int | None, training: dict[str
                    else f"up to {TRAINING_SWD_SAMPLES}")
     inception_samples = _int(training.get("eval_samples"))
     weights = training.get("inception_weights")
-    network = (f"Inception file {Path(weights).name}" if isinstance(weights, str)
+    # `training` went through _shareable: the file's name, never its local path.
+    network = (f"Inception file {weights}" if isinstance(weights, str)
                else "the default Inception file")
     rows = []
     for metric in METRICS.values():
