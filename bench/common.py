@@ -116,6 +116,21 @@ def warm_page_cache(root: Path) -> int:
     return total
 
 
+# ---- the engine --------------------------------------------------------------------------------
+
+def engine_trainer(dataset: Path, out: Path, options: dict[str, Any]) -> Any:
+    """A built Trainer for `animegan train DATASET --out OUT` with `options` (TrainConfig field
+    names), through the engine's public parts: plan, device, Trainer. OUT starts empty."""
+    from animegan_cli.device import select_device
+    from animegan_cli.train import distributed as dist
+    from animegan_cli.train.engine import Trainer
+    from animegan_cli.train.plan import RunRequest, make_plan
+
+    shutil.rmtree(out, ignore_errors=True)
+    plan = make_plan(RunRequest(str(dataset), 0, out, options))
+    return Trainer(plan, select_device(options.get("device", "auto")), dist.from_env())
+
+
 # ---- machine state and statistics ------------------------------------------------------------
 
 def load_average() -> str:

@@ -127,6 +127,7 @@ RECIPES: dict[str, list[str]] = {
     "lr4": _with([], lr_g="4e-4", lr_d="4e-4"),
     "betas0": _with([], beta1="0", beta2="0.99"),  # StyleGAN's Adam
     "rpgan": _with([], loss="rpgan"),  # R3GAN's relativistic pairing loss with R1 + R2
+    "narrow-lr4": _with([], ngf="32", ndf="32", lr_g="4e-4", lr_d="4e-4"),
 }
 
 ABORT = threading.Event()  # set on the first failure or Ctrl-C: running trainings get SIGINT
@@ -311,8 +312,9 @@ def checkpoint_step(run: Path) -> int | None:
 class Bench:
     def __init__(self, args: argparse.Namespace, data: dict[str, Path]) -> None:
         self.args, self.data = args, data
+        # With --parallel 1 the thread count is the environment's (OMP_NUM_THREADS, else all).
         self.threads = (max(1, (os.cpu_count() or 1) // args.parallel) if args.parallel > 1
-                        else None)
+                        else int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
         self.budgets_file = args.workdir / "budgets.json"
         self.budgets: dict[str, Any] = (json.loads(self.budgets_file.read_text())
                                         if self.budgets_file.is_file() else {})
@@ -674,12 +676,12 @@ def main() -> None:
     table, ratios = report(summary, names, list(sources))
     print(f"\n$ {reproduce}\n{common.machine_line()}; {started} to "
           f"{time.strftime('%H:%M')}; {args.samples} samples per cell; "
-          f"{bench.threads or os.cpu_count()} threads per cell; load average "
+          f"{bench.threads} threads per cell; load average "
           f"{common.load_average()}")
     print(table)
     (args.workdir / "quality.json").write_text(json.dumps(
         {"command": reproduce, "machine": common.machine_line(), "started": started,
-         "threads_per_cell": bench.threads or os.cpu_count(), "samples": args.samples,
+         "threads_per_cell": bench.threads, "samples": args.samples,
          "budgets": {s: {"B1": bench.b1(s), "B2": B2_FACTOR * (bench.b1(s) or 0),
                          **bench.budgets[s]} for s in sources},
          "summary": summary, "ratios": ratios, "cells": results}, indent=1))

@@ -203,19 +203,10 @@ def variant_a(args: argparse.Namespace) -> dict:
 
 
 def _engine(args: argparse.Namespace, max_steps: int, precision: str | None = None):  # noqa: ANN202
-    """A built Trainer, through the engine's public parts: plan, device, Trainer.
-    `precision` asks for a precision (bf16 on a CPU is opt-in for users, forced here)."""
-    from animegan_cli.device import select_device
-    from animegan_cli.train import distributed as dist
-    from animegan_cli.train.engine import Trainer
-    from animegan_cli.train.plan import RunRequest, make_plan
-
-    run_dir = args.out
-    shutil.rmtree(run_dir, ignore_errors=True)
+    """A built Trainer (common.engine_trainer); `precision` forces one."""
     options = {"batch_size": args.batch_size, "max_steps": max_steps, "device": args.device,
                "seed": args.seed, **({"precision": precision} if precision else {})}
-    plan = make_plan(RunRequest(str(args.dataset), 0, run_dir, options))
-    return Trainer(plan, select_device(args.device), dist.from_env())
+    return common.engine_trainer(args.dataset, args.out, options)
 
 
 def variant_b(args: argparse.Namespace, precision: str | None = None) -> dict:

@@ -108,6 +108,20 @@ def test_rerun_with_nothing_changed_does_no_work(tmp_path: Path) -> None:
     assert len(open_dataset(tmp_path / "ds")) == 11
 
 
+def test_another_version_of_the_tool_prepares_again(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another version may decode the same files differently: its re-run must not trust ours.
+    write_faces(tmp_path / "src", 4)
+    options = PrepareOptions(DecodeOptions(size=32))
+    assert not prepare(tmp_path / "src", tmp_path / "ds", options).up_to_date
+    assert prepare(tmp_path / "src", tmp_path / "ds", options).up_to_date
+    monkeypatch.setattr("animegan_cli.data.prepare.__version__", "99.0.0")
+    rerun = prepare(tmp_path / "src", tmp_path / "ds", options)
+    assert not rerun.up_to_date and rerun.replaced
+    manifest = json.loads((tmp_path / "ds" / MANIFEST_FILE).read_text())
+    assert manifest["tool_version"] == "99.0.0"
+
+
 def test_another_dataset_is_replaced_only_with_overwrite(tmp_path: Path) -> None:
     src, other, ds = tmp_path / "src", tmp_path / "other", tmp_path / "ds"
     write_faces(src, 10)

@@ -59,8 +59,11 @@ class PrepareResult:
 
 
 def source_signature(candidates: list[Candidate], options: PrepareOptions) -> str:
-    """What the output depends on, from stat calls alone: a re-run can skip decoding entirely."""
-    h = hashlib.sha256(json.dumps(options.as_dict(), sort_keys=True).encode())
+    """What the output depends on, from stat calls alone: a re-run can skip decoding entirely.
+    The tool's version is part of it, since another version may decode the same files
+    differently."""
+    h = hashlib.sha256(json.dumps({**options.as_dict(), "tool_version": __version__},
+                                  sort_keys=True).encode())
     for c in candidates:
         h.update(os.fsencode(c.rel) + f"\0{c.size}\0{c.mtime_ns}\n".encode())
     return h.hexdigest()
