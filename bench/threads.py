@@ -2,6 +2,7 @@
 
     python bench/threads.py                 # batch 8 and 64, ngf = ndf = 64 and 32, ~4 min idle
     python bench/threads.py --profile       # + which ops the second thread speeds up (batch 8)
+    python bench/threads.py --adam          # + the engine's fused Adam against unfused Adam
 
 Each configuration (threads x batch x width) runs in a fresh process: the engine's Trainer with
 animegan's default recipe for this CPU (bf16 autocast where the CPU has it natively), its
@@ -12,6 +13,9 @@ Configurations alternate (all of one round, then the next round), medians of `--
 
 --profile adds torch.profiler's self time per op over the same steps at batch 8 on 1 and on 2
 threads: the ops that run no faster on 2 threads are where the second core waits.
+--adam adds, on one thread, the engine's step with its fused Adam against the same step with
+torch's default (unfused, for-loop) Adam: both trainers in one process, 8 steps of each in
+turn for 12 rounds (the first 2 dropped), so load from elsewhere slows both alike.
 
 Run it on an idle machine: another job takes cores away from a 2-thread step in the middle of a
 parallel region, and the second thread then looks useless.
@@ -34,6 +38,7 @@ import common  # noqa: E402
 SCRIPT = str(Path(__file__).resolve())
 DEMO_IMAGES = 512
 PROFILE_ROWS = 14
+ADAM_ROUNDS = 12
 
 
 def _trainer(args: argparse.Namespace):  # noqa: ANN202
@@ -46,13 +51,19 @@ def _trainer(args: argparse.Namespace):  # noqa: ANN202
     return trainer, (real * 2 - 1).contiguous(memory_format=torch.channels_last)
 
 
+def _step(trainer, real) -> None:  # noqa: ANN001
+    """One step as the loop takes it: the step count drives lazy R1 and ADA's interval."""
+    trainer.train_step(real)
+    trainer.state.pos.step += 1
+
+
 def child_time(args: argparse.Namespace) -> dict:
     trainer, real = _trainer(args)
     for _ in range(args.warmup):
-        trainer.train_step(real)
+        _step(trainer, real)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     for _ in range(args.steps):
-        trainer.train_step(real)
+        _step(trainer, real)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     images = args.steps * args.batch_size
     return {"images_per_s": images / wall, "images_per_cpu_s": images / cpu,
@@ -65,14 +76,37 @@ def child_profile(args: argparse.Namespace) -> dict:
 
     trainer, real = _trainer(args)
     for _ in range(args.warmup):
-        trainer.train_step(real)
+        _step(trainer, real)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         wall0 = time.perf_counter()
         for _ in range(args.steps):
-            trainer.train_step(real)
+            _step(trainer, real)
         wall = time.perf_counter() - wall0
     ops = {e.key: e.self_cpu_time_total / 1e3 / args.steps for e in prof.key_averages()}
     return {"ops_ms": ops, "step_ms": wall * 1e3 / args.steps}
+
+
+def child_adam(args: argparse.Namespace) -> dict:
+    """Milliseconds per step, fused (the engine's) and unfused Adam, interleaved."""
+    import statistics
+
+    import torch
+
+    trainers = {"fused": _trainer(args), "unfused": _trainer(args)}
+    state = trainers["unfused"][0].state
+    for name in ("opt_g", "opt_d"):
+        fused = getattr(state, name)
+        setattr(state, name, torch.optim.Adam(fused.param_groups[0]["params"],
+                                              lr=fused.param_groups[0]["lr"],
+                                              betas=fused.param_groups[0]["betas"]))
+    times: dict[str, list[float]] = {k: [] for k in trainers}
+    for _ in range(ADAM_ROUNDS):
+        for name, (trainer, real) in trainers.items():
+            start = time.perf_counter()
+            for _ in range(8):
+                _step(trainer, real)
+            times[name].append((time.perf_counter() - start) / 8 * 1e3)
+    return {k: statistics.median(v[2:]) for k, v in times.items()}
 
 
 def _child(args: argparse.Namespace, mode: str, threads: int, batch: int, width: int) -> dict:
@@ -102,6 +136,9 @@ def profile_table(args: argparse.Namespace) -> str:
                                      "speed-up"], rows))
 
 
+CHILDREN = {"time": child_time, "profile": child_profile, "adam": child_adam}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batches", default="8,64", help="batch sizes, comma-separated")
@@ -110,8 +147,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30, help="timed steps per run")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--adam", action="store_true")
     ap.add_argument("--workdir", type=Path, default=common.DEFAULT_WORKDIR / "threads")
-    ap.add_argument("--child", choices=("time", "profile"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=tuple(CHILDREN), help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--width", type=int, help=argparse.SUPPRESS)
@@ -122,8 +160,7 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-        fn = child_profile if args.child == "profile" else child_time
-        print(json.dumps(fn(args)))
+        print(json.dumps(CHILDREN[args.child](args)))
         return
 
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -157,6 +194,16 @@ def main() -> None:
                                 "images per CPU-s", "threads busy", "vs 1 thread"], rows))
     if args.profile:
         print("\n" + profile_table(args))
+    if args.adam:
+        rows = []
+        for batch in args.batches.split(","):
+            for width in args.widths.split(","):
+                ms = _child(args, "adam", 1, int(batch), int(width))
+                rows.append([batch, width, common.fmt(ms["unfused"]), common.fmt(ms["fused"]),
+                             f"{ms['unfused'] / ms['fused']:.3f}x"])
+        print("\none thread, ms per step (medians of 10 interleaved rounds of 8 steps)\n\n"
+              + common.markdown_table(["batch", "ngf = ndf", "unfused Adam", "fused (engine)",
+                                       "speed-up"], rows))
     print(f"\n$ {shlex.join(['python', *sys.argv])}")
 
 

@@ -36,20 +36,22 @@ from animegan_cli.train.feeder import Feeder
 from animegan_cli.train.losses import LOSS_CLASSES, R1_INTERVAL, Players, make_loss
 from animegan_cli.train.plan import RunRequest, make_plan, typed_learning_rates
 from animegan_cli.train.report import start_line
-from animegan_cli.train.state import Position, TrainingState, load_full
+from animegan_cli.train.state import Position, TrainingState, adam, load_full
 
 TINY = {"image_size": 32, "ngf": 8, "ndf": 8}
 
 
 def tiny_state(config: TrainConfig) -> TrainingState:
+    """The engine's state for `config` on the CPU: channels_last networks, fused Adam."""
     torch.manual_seed(config.seed)
-    G, D = build(config.model_config())
+    cpu = torch.device("cpu")
+    G, D = (net.to(memory_format=torch.channels_last) for net in build(config.model_config()))
     return TrainingState(
         G=G, D=D, ema=EMA(G, config.ema_half_life) if config.ema else None,
-        ada=AdaptiveAugment(config.ada_target, torch.device("cpu")) if config.ada_target
+        ada=AdaptiveAugment(config.ada_target, cpu) if config.ada_target
         else None,
-        opt_g=torch.optim.Adam(G.parameters(), lr=config.lr_g),
-        opt_d=torch.optim.Adam(D.parameters(), lr=config.lr_d),
+        opt_g=adam(G, config.lr_g, (config.beta1, config.beta2), cpu),
+        opt_d=adam(D, config.lr_d, (config.beta1, config.beta2), cpu),
         scaler_g=torch.amp.GradScaler("cpu", enabled=False),
         scaler_d=torch.amp.GradScaler("cpu", enabled=False),
         noise_gen=torch.Generator().manual_seed(1), fixed_noise=torch.randn(4, config.nz),
@@ -387,6 +389,38 @@ def test_full_state_round_trips(tmp_path: Path) -> None:
                        torch.Generator().manual_seed(1).get_state())
     meta = json.loads(open_checkpoint(run.generator).meta["train_config"])
     assert meta["ngf"] == 8  # the generator file keeps the options that trained it
+
+
+def _adam_step(state: TrainingState) -> None:
+    """One generator step on a fixed batch of noise."""
+    state.opt_g.zero_grad()
+    state.G(torch.ones(2, state.fixed_noise.shape[1], 1, 1)).square().mean().backward()
+    state.opt_g.step()
+
+
+def test_adam_moments_come_back_in_the_parameters_memory_layout(tmp_path: Path) -> None:
+    """Fused Adam walks weights, gradients and moments as flat arrays: a resumed run whose
+    moments were NCHW under channels_last weights would pair each weight with another's
+    moments. The step after a save and load must equal the step without them."""
+    config = TrainConfig(**TINY)
+    straight, saved = tiny_state(config), tiny_state(config)
+    for state in (straight, saved):
+        _adam_step(state)
+    run = RunDir(tmp_path / "run")
+    run.checkpoints.mkdir(parents=True)
+    Checkpointer(run, config.model_config(), config, "f" * 64, True).save(
+        saved, saved.G, periodic=False)
+    from animegan_cli.checkpoint import open_checkpoint
+
+    resumed = tiny_state(replace(config, seed=1))
+    load_full(open_checkpoint(run.last), resumed)
+    conv = next(p for p in resumed.G.parameters() if p.dim() == 4)
+    assert not conv.is_contiguous() and conv.is_contiguous(memory_format=torch.channels_last)
+    assert resumed.opt_g.state[conv]["exp_avg"].stride() == conv.stride()
+    for state in (straight, resumed):
+        _adam_step(state)
+    for a, b in zip(straight.G.parameters(), resumed.G.parameters()):
+        assert torch.equal(a, b)
 
 
 # ---- the package's import graph -----------------------------------------------------------

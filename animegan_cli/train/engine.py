@@ -44,7 +44,7 @@ from animegan_cli.train.losses import Players, make_loss
 from animegan_cli.train.plan import Plan, RunRequest, check_dataset, make_plan, typed_learning_rates
 from animegan_cli.train.report import Meter, epoch_line, progress_display, start_line
 from animegan_cli.train.signals import StopSignals
-from animegan_cli.train.state import Position, TrainingState
+from animegan_cli.train.state import Position, TrainingState, adam
 
 RECALIBRATION_SEED = 12345
 
@@ -112,8 +112,8 @@ class Trainer:
         self.state = TrainingState(
             G=G, D=D, ema=EMA(G, cfg.ema_half_life) if cfg.ema else None,
             ada=AdaptiveAugment(cfg.ada_target, device) if cfg.ada_target else None,
-            opt_g=torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2)),
-            opt_d=torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2)),
+            opt_g=adam(G, cfg.lr_g, (cfg.beta1, cfg.beta2), device),
+            opt_d=adam(D, cfg.lr_d, (cfg.beta1, cfg.beta2), device),
             scaler_g=torch.amp.GradScaler(device.type, enabled=use_scaler),
             scaler_d=torch.amp.GradScaler(device.type, enabled=use_scaler),
             # Each rank draws its own noise; the data order is shared and sharded (feeder.py).
