@@ -663,6 +663,10 @@ def main() -> None:
     data = {name: prepare_set(name, source, args.workdir, log) for name, source in
             sources.items()}
     bench = Bench(args, data)
+    # Ctrl-C and `kill` (SIGTERM) both stop the trainings with a checkpoint. A shell starts a
+    # background job with SIGINT ignored, and Python then installs no handler of its own.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.default_int_handler)
     if args.fresh:
         for name in sources:
             bench.budgets.pop(name, None)
