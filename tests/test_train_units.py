@@ -25,7 +25,7 @@ from torch import nn
 import animegan_cli
 from animegan_cli.device import cpu_has_native_bf16, resolve_precision
 from animegan_cli.errors import UserError
-from animegan_cli.model_config import ModelConfig
+from animegan_cli.model_config import DEFAULT_WIDTHS, ModelConfig
 from animegan_cli.models import build
 from animegan_cli.run_dir import RunDir
 from animegan_cli.train.augment import AdaptiveAugment
@@ -88,6 +88,16 @@ def test_plan_resumes_with_the_saved_options_and_typed_ones_win(tmp_path: Path) 
     assert (plan.config.lr_g, plan.config.epochs) == (5e-4, 9)
     assert plan.config.max_steps is None  # a session option: not inherited
     assert typed_learning_rates(plan) == {"lr_g": 5e-4}
+
+
+def test_a_run_keeps_its_default_widths_when_the_defaults_change(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = saved_run(tmp_path / "run", TrainConfig(image_size=32))  # ngf, ndf: the defaults
+    widths = DEFAULT_WIDTHS["dcgan"]
+    monkeypatch.setitem(DEFAULT_WIDTHS, "dcgan", (widths[0] // 2, widths[1] // 2))
+    plan = make_plan(RunRequest(None, 64, run.root, {"epochs": 9}))
+    assert (plan.model.ngf, plan.model.ndf) == widths
+    assert make_plan(RunRequest(None, 64, tmp_path / "new", {})).model.ngf == widths[0] // 2
 
 
 def test_plan_refusals_come_before_anything_is_written(tmp_path: Path) -> None:
