@@ -69,9 +69,10 @@ import common  # noqa: E402
 # pytorch/examples/dcgan's settings: the preset of `animegan train --recipe canonical`, in fp32
 # as main.py runs (animegan's --precision auto may pick bf16 autocast on CPUs with native bf16).
 CANONICAL = ["--recipe", "canonical", "--precision", "fp32"]
-# Every recipe pins the networks (a recipe may change --arch, which comes later on the command
-# line and wins), so otherwise only the training recipe differs between rows.
-NETWORKS = ["--arch", "dcgan", "--image-size", "64", "--nz", "100", "--ngf", "64", "--ndf", "64"]
+# Every recipe pins the image size and latent (a recipe may change --arch or the widths, which
+# come later on the command line and win); the widths are part of a recipe (canonical: 64,
+# the defaults: dcgan's default width).
+NETWORKS = ["--arch", "dcgan", "--image-size", "64", "--nz", "100"]
 SHARED_DATA = common.SHARED_EMOJI.parent
 SETS = {"faces": SHARED_DATA / "emoji-google-faces", "emoji": common.SHARED_EMOJI, "demo": None}
 DEMO_IMAGES = 2000
@@ -122,7 +123,8 @@ RECIPES: dict[str, list[str]] = {
     "ada-r1": _with([], ada_target="0.6", r1_gamma="1"),
     "ada-resize": _with([], ada_target="0.6", arch="resize"),
     "ada-r1-resize": _with([], ada_target="0.6", r1_gamma="1", arch="resize"),
-    # Cheaper steps or faster learning for the shortest budgets (pilot 2026-12-05).
+    # The defaults before narrow networks and lr 4e-4 (2026-12-05), and the pilot's candidates.
+    "wide": _with([], ngf="64", ndf="64", lr_g="2e-4", lr_d="2e-4"),
     "narrow": _with([], ngf="32", ndf="32"),
     "lr4": _with([], lr_g="4e-4", lr_d="4e-4"),
     "betas0": _with([], beta1="0", beta2="0.99"),  # StyleGAN's Adam
@@ -296,7 +298,9 @@ def run_key(recipe: list[str], device: str = "cpu") -> str:
                 int if name in ("ngf", "ndf") or isinstance(getattr(defaults, name), int) else str
             options[name] = kind(args.pop(0))
     config = resolve(options)
-    config = replace(config, precision=resolve_precision(config.precision, torch.device(device)))
+    model = config.model_config()  # widths left to the architecture: the ones it trains with
+    config = replace(config, ngf=model.ngf, ndf=model.ndf,
+                     precision=resolve_precision(config.precision, torch.device(device)))
     return hashlib.sha256(config.to_json().encode()).hexdigest()[:8]
 
 

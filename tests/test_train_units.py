@@ -123,6 +123,7 @@ def test_recipes_resolve_to_their_documented_settings_under_typed_options() -> N
     assert (canonical.beta1, canonical.beta2, canonical.ema, canonical.augment) == \
         (0.5, 0.999, False, False)
     assert canonical.arch == "dcgan" and canonical.ada_target == 0 and canonical.r1_gamma == 0
+    assert canonical.model_config() == ModelConfig("dcgan", 64, 100, 64, 64, False)
     assert resolve({"recipe": "canonical", "batch_size": 32}).batch_size == 32
     assert resolve({}) == TrainConfig()
     # A resumed run keeps its recipe and its saved values.
