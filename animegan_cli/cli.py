@@ -77,7 +77,7 @@ def _root(
 ) -> None:
     """Train DCGANs that draw anime-style faces: prepare a dataset, train, sample, animate.
 
-    Quick start: animegan train --demo 2000 --epochs 12
+    Quick start: animegan train --demo 2000 --epochs 20
     """
     # Bare `animegan` asks what there is: the help, as --help prints it, and success. (typer's
     # no_args_is_help prints it too, but then fails with an empty usage error.)
@@ -377,7 +377,7 @@ def train(
     defaults shown apply to new runs, and only the options typed again change a resumed one.
 
     Examples:
-      animegan train --demo 2000 --epochs 12
+      animegan train --demo 2000 --epochs 20
       animegan train data/faces64 --epochs 50 --out runs/faces
       torchrun --nproc_per_node=4 -m animegan_cli train data/faces64 --out runs/ddp
     """
