@@ -131,6 +131,13 @@ def engine_trainer(dataset: Path, out: Path, options: dict[str, Any]) -> Any:
     return Trainer(plan, select_device(options.get("device", "auto")), dist.from_env())
 
 
+def engine_step(trainer: Any, real: Any) -> None:
+    """One step of `trainer` on `real` as the training loop takes it: the step count moves on,
+    which drives lazy R1 (every 16th step) and ADA's adjustment interval."""
+    trainer.train_step(real)
+    trainer.state.pos.step += 1
+
+
 # ---- machine state and statistics ------------------------------------------------------------
 
 def load_average() -> str:

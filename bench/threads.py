@@ -51,19 +51,13 @@ def _trainer(args: argparse.Namespace):  # noqa: ANN202
     return trainer, (real * 2 - 1).contiguous(memory_format=torch.channels_last)
 
 
-def _step(trainer, real) -> None:  # noqa: ANN001
-    """One step as the loop takes it: the step count drives lazy R1 and ADA's interval."""
-    trainer.train_step(real)
-    trainer.state.pos.step += 1
-
-
 def child_time(args: argparse.Namespace) -> dict:
     trainer, real = _trainer(args)
     for _ in range(args.warmup):
-        _step(trainer, real)
+        common.engine_step(trainer, real)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     for _ in range(args.steps):
-        _step(trainer, real)
+        common.engine_step(trainer, real)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     images = args.steps * args.batch_size
     return {"images_per_s": images / wall, "images_per_cpu_s": images / cpu,
@@ -76,11 +70,11 @@ def child_profile(args: argparse.Namespace) -> dict:
 
     trainer, real = _trainer(args)
     for _ in range(args.warmup):
-        _step(trainer, real)
+        common.engine_step(trainer, real)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         wall0 = time.perf_counter()
         for _ in range(args.steps):
-            _step(trainer, real)
+            common.engine_step(trainer, real)
         wall = time.perf_counter() - wall0
     ops = {e.key: e.self_cpu_time_total / 1e3 / args.steps for e in prof.key_averages()}
     return {"ops_ms": ops, "step_ms": wall * 1e3 / args.steps}
@@ -104,7 +98,7 @@ def child_adam(args: argparse.Namespace) -> dict:
         for name, (trainer, real) in trainers.items():
             start = time.perf_counter()
             for _ in range(8):
-                _step(trainer, real)
+                common.engine_step(trainer, real)
             times[name].append((time.perf_counter() - start) / 8 * 1e3)
     return {k: statistics.median(v[2:]) for k, v in times.items()}
 

@@ -236,8 +236,7 @@ def variant_c(args: argparse.Namespace) -> dict:
     clock = Clock(trainer.device, args.warmup, args.steps, args.lockstep)
     done = False
     while not done:
-        trainer.train_step(real)
-        trainer.state.pos.step += 1
+        common.engine_step(trainer, real)
         done = clock.tick()
     out = clock.result(args.batch_size)
     shutil.rmtree(args.out, ignore_errors=True)

@@ -58,11 +58,13 @@ def tiny_state(config: TrainConfig) -> TrainingState:
         pos=Position())
 
 
-def saved_run(root: Path, config: TrainConfig, step: int = 3) -> RunDir:
-    """A run folder whose last.safetensors holds `config` at `step`."""
+def saved_run(root: Path, config: TrainConfig, step: int = 3,
+              state: TrainingState | None = None) -> RunDir:
+    """A run folder whose last.safetensors holds `config` at `step` (and `state`, when given:
+    else a fresh one)."""
     run = RunDir(root)
     run.checkpoints.mkdir(parents=True)
-    state = tiny_state(config)
+    state = tiny_state(config) if state is None else state
     state.pos = Position(epoch=1, epoch_step=0, step=step)
     Checkpointer(run, config.model_config(), config, "f" * 64, True).save(
         state, state.G, periodic=False)
@@ -417,10 +419,7 @@ def test_adam_moments_come_back_in_the_parameters_memory_layout(tmp_path: Path) 
     straight, saved = tiny_state(config), tiny_state(config)
     for state in (straight, saved):
         _adam_step(state)
-    run = RunDir(tmp_path / "run")
-    run.checkpoints.mkdir(parents=True)
-    Checkpointer(run, config.model_config(), config, "f" * 64, True).save(
-        saved, saved.G, periodic=False)
+    run = saved_run(tmp_path / "run", config, state=saved)
     from animegan_cli.checkpoint import open_checkpoint
 
     resumed = tiny_state(replace(config, seed=1))

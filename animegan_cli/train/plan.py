@@ -60,7 +60,7 @@ def make_plan(request: RunRequest) -> Plan:
                         "--resume")
     options = dict(request.options)
     saved = saved_config(resume_from) if resume_from is not None else None
-    if resume_from is not None and saved is not None:
+    if saved is not None:
         # A width left to the architecture's default is the one the checkpoint holds, whatever
         # that default is now: a run keeps its network across a change of the defaults.
         saved = {**saved, **{k: getattr(resume_from.model, k) for k in ("ngf", "ndf")

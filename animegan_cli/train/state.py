@@ -70,7 +70,7 @@ def adam(net: nn.Module, lr: float, betas: tuple[float, float],
          device: torch.device) -> torch.optim.Adam:
     """Adam, fused into one kernel per parameter where torch has that kernel (CPU and CUDA).
     At batch 8 on a CPU the unfused update's sqrt/div/add passes are ~16% of a step; fused,
-    the step is 6-9% faster (bench/threads.py --profile, docs/benchmarks.md)."""
+    the step is 4-9% faster (bench/threads.py --profile and --adam, docs/benchmarks.md)."""
     return torch.optim.Adam(net.parameters(), lr=lr, betas=betas,
                             fused=device.type in ("cpu", "cuda"))
 
